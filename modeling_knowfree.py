@@ -1,0 +1,705 @@
+"""KnowFREE: a biaffine span model with local span attention and extension labels.
+
+Reads top to bottom as the forward pass:
+
+1. character alignment: every character of the text gets one row of the span grid, whatever the
+   tokenizer does (one WordPiece per character, or SentencePiece pieces covering several);
+2. long-text windows: text longer than the encoder limit is cut into overlapping token windows;
+3. the span head: start/end projections (eq. 9), multi-head biaffine (eq. 10), local multi-head
+   attention over neighbouring spans of the same start (eqs. 11-16), the label classifier (eq. 17);
+4. the loss (eqs. 18-20) and decoding (extension labels masked, flat or nested);
+5. `KnowFreeModel`, a `PreTrainedModel` with `predict`.
+
+Span convention everywhere: character offsets, `end` exclusive. Inside the model, spans live in a
+band laid out as (start, width): grid cell [i, k] is the span of characters i..i+k (inclusive), so
+its end offset is i + k + 1. With `max_span_width` W the band holds L x W cells instead of L x L.
+
+This file depends only on torch, transformers and `configuration_knowfree.py`, so the Hub copy of
+the two files is all `AutoModel.from_pretrained(..., trust_remote_code=True)` needs.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+try:
+    from .configuration_knowfree import KnowFreeConfig
+except ImportError:
+    from configuration_knowfree import KnowFreeConfig
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Character alignment
+# ---------------------------------------------------------------------------------------------------
+
+PIECE_POSITION_BUCKETS = 8
+"""Characters 0..6 of a piece get their own position bucket, later ones share bucket 6; bucket 7 marks
+a character that no token covers."""
+UNCOVERED = PIECE_POSITION_BUCKETS - 1
+
+
+def align_characters(
+    text_length: int, token_offsets: list[tuple[int, int]]
+) -> tuple[list[int], list[int], list[int]]:
+    """Map every character to the token whose hidden state represents it.
+
+    The alignment rule:
+    - a character belongs to the last token whose offset range [start, end) contains it (special
+      tokens have empty ranges and own nothing; a SentencePiece "▁" piece that the tokenizer maps
+      onto the first character yields it to the real piece that follows);
+    - a character no token covers (whitespace the tokenizer dropped) borrows the next covered
+      token to its right, or the last one to its left at the end of the text;
+    - since several characters may share a token ("中国" is one SentencePiece piece), each character
+      also gets its position counted from the first and from the last character its token owns;
+      uncovered characters get the bucket `UNCOVERED` in both.
+
+    Returns three lists of length `text_length`: token index, position from the piece start and
+    position from the piece end (both clipped to the buckets).
+    """
+    owner = [-1] * text_length
+    for token_index, (start, end) in enumerate(token_offsets):
+        for char in range(max(start, 0), min(end, text_length)):
+            owner[char] = token_index
+    first_owned: dict[int, int] = {}
+    last_owned: dict[int, int] = {}
+    for char, token_index in enumerate(owner):
+        if token_index >= 0:
+            first_owned.setdefault(token_index, char)
+            last_owned[token_index] = char
+    token_of_char = list(owner)
+    next_covered = -1
+    for char in range(text_length - 1, -1, -1):
+        if owner[char] >= 0:
+            next_covered = owner[char]
+        else:
+            token_of_char[char] = next_covered
+    previous_covered = -1
+    for char in range(text_length):
+        if owner[char] >= 0:
+            previous_covered = owner[char]
+        elif token_of_char[char] < 0:
+            token_of_char[char] = previous_covered
+    if text_length and token_of_char[0] < 0:
+        raise ValueError("the tokenizer produced no token covering any character of the text")
+    from_start, from_end = [], []
+    for char, token_index in enumerate(owner):
+        if token_index < 0:
+            from_start.append(UNCOVERED)
+            from_end.append(UNCOVERED)
+        else:
+            from_start.append(min(char - first_owned[token_index], UNCOVERED - 1))
+            from_end.append(min(last_owned[token_index] - char, UNCOVERED - 1))
+    return token_of_char, from_start, from_end
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. Long-text windows
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TextWindow:
+    """A piece of a text that fits the encoder.
+
+    `char_start`/`char_end` locate the window in the full text; `token_ids` exclude special tokens;
+    `token_offsets` are relative to the window; spans starting in [own_start, own_end) (full-text
+    offsets) are the ones this window reports, so overlapping windows never report a span twice.
+    """
+
+    text_index: int
+    text: str
+    char_start: int
+    char_end: int
+    own_start: int
+    own_end: int
+    token_ids: list[int]
+    token_offsets: list[tuple[int, int]]
+
+
+def split_into_windows(
+    text: str,
+    text_index: int,
+    tokenizer: PreTrainedTokenizerBase,
+    max_tokens: int,
+    overlap_tokens: int,
+) -> list[TextWindow]:
+    """Cut `text` into windows of at most `max_tokens` tokens (special tokens excluded).
+
+    The text is tokenized once; windows are slices of that tokenization, so no window is
+    re-tokenized differently from the whole. Consecutive windows share `overlap_tokens` tokens and
+    the boundary of ownership sits in the middle of the shared part, so a span shorter than half the
+    overlap is always seen whole by the window that owns its start.
+    """
+    if not text:
+        return []
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    token_ids, offsets = encoding["input_ids"], [tuple(pair) for pair in encoding["offset_mapping"]]
+    if len(token_ids) <= max_tokens:
+        return [TextWindow(text_index, text, 0, len(text), 0, len(text), token_ids, offsets)]
+    if not 0 <= overlap_tokens < max_tokens:
+        raise ValueError(f"overlap_tokens must be in [0, {max_tokens}), got {overlap_tokens}")
+    stride = max_tokens - overlap_tokens
+    token_starts = list(range(0, len(token_ids) - overlap_tokens, stride))
+    bounds = []
+    for first in token_starts:
+        last = min(first + max_tokens, len(token_ids))
+        char_start = 0 if first == 0 else offsets[first][0]
+        char_end = len(text) if last == len(token_ids) else offsets[last][0]
+        bounds.append((first, last, char_start, char_end))
+        if last == len(token_ids):
+            break
+    windows = []
+    for position, (first, last, char_start, char_end) in enumerate(bounds):
+        own_start = 0 if position == 0 else windows[-1].own_end
+        if position + 1 < len(bounds):
+            own_end = (bounds[position + 1][2] + char_end) // 2
+        else:
+            own_end = len(text)
+        window_offsets = [(start - char_start, end - char_start) for start, end in offsets[first:last]]
+        windows.append(
+            TextWindow(
+                text_index=text_index,
+                text=text[char_start:char_end],
+                char_start=char_start,
+                char_end=char_end,
+                own_start=own_start,
+                own_end=own_end,
+                token_ids=token_ids[first:last],
+                token_offsets=window_offsets,
+            )
+        )
+    return windows
+
+
+def collate_windows(windows: list[TextWindow], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
+    """Pad a batch of windows into the tensors `KnowFreeModel.forward` takes."""
+    prefix, suffix = special_token_frame(tokenizer)
+    input_rows, alignment_rows = [], []
+    for window in windows:
+        shifted_offsets = [(0, 0)] * len(prefix) + window.token_offsets
+        input_rows.append(prefix + window.token_ids + suffix)
+        alignment_rows.append(align_characters(len(window.text), shifted_offsets))
+    batch_size = len(windows)
+    max_tokens = max(len(row) for row in input_rows)
+    max_chars = max(1, max(len(window.text) for window in windows))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((batch_size, max_tokens), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((batch_size, max_tokens), dtype=torch.long)
+    char_token_index = torch.zeros((batch_size, max_chars), dtype=torch.long)
+    char_piece_start = torch.zeros((batch_size, max_chars), dtype=torch.long)
+    char_piece_end = torch.zeros((batch_size, max_chars), dtype=torch.long)
+    char_mask = torch.zeros((batch_size, max_chars), dtype=torch.bool)
+    for row, (ids, (token_of_char, from_start, from_end)) in enumerate(zip(input_rows, alignment_rows)):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, : len(ids)] = 1
+        length = len(token_of_char)
+        if length:
+            char_token_index[row, :length] = torch.tensor(token_of_char, dtype=torch.long)
+            char_piece_start[row, :length] = torch.tensor(from_start, dtype=torch.long)
+            char_piece_end[row, :length] = torch.tensor(from_end, dtype=torch.long)
+            char_mask[row, :length] = True
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "char_token_index": char_token_index,
+        "char_piece_start": char_piece_start,
+        "char_piece_end": char_piece_end,
+        "char_mask": char_mask,
+    }
+
+
+def special_token_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after a text ([CLS] ... [SEP], <s> ... </s>).
+
+    Found by encoding a probe text with and without special tokens, so it works for any tokenizer
+    without relying on tokenizer-class specific helpers.
+    """
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    framed = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for prefix_length in range(len(framed) - len(bare) + 1):
+        if framed[prefix_length : prefix_length + len(bare)] == bare:
+            return framed[:prefix_length], framed[prefix_length + len(bare) :]
+    raise ValueError(f"cannot locate the text inside the special tokens of {type(tokenizer).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. The span head
+# ---------------------------------------------------------------------------------------------------
+
+
+def band_width(length: int, max_span_width: int | None) -> int:
+    """Number of width slots the (start, width) band needs for `length` characters."""
+    return max(1, length if max_span_width is None else min(max_span_width, length))
+
+
+def band_span_mask(char_mask: torch.Tensor, width: int) -> torch.Tensor:
+    """Valid cells of the band: start and end both inside the text. (B, L) -> (B, L, W)."""
+    lengths = char_mask.sum(-1)
+    length = char_mask.shape[1]
+    starts = torch.arange(length, device=char_mask.device)[:, None]
+    ends = starts + torch.arange(width, device=char_mask.device)[None, :]
+    return ends[None] < lengths[:, None, None]
+
+
+def gather_band(features: torch.Tensor, width: int) -> torch.Tensor:
+    """Features of the span ends of every band cell: (B, L, D) -> (B, L, W, D), zeros past the end."""
+    padded = F.pad(features, (0, 0, 0, width - 1))
+    return padded.unfold(1, width, 1).transpose(2, 3)
+
+
+class KnowFreeMultiHeadBiaffine(nn.Module):
+    """Multi-head biaffine scorer (eq. 10).
+
+    The projection size D' is split into `biaffine_heads` blocks; each block has its own bilinear
+    form into the D~ span features, and an affine term on [start; end] is added:
+    H_B[i, j] = sum_m s_m[i]^T U_m e_m[j] + W_s s[i] + W_e e[j] + b.
+    Input: start, end (B, L, D'). Output: band (B, L, W, D~).
+    """
+
+    def __init__(self, config: KnowFreeConfig):
+        super().__init__()
+        self.heads = config.biaffine_heads
+        self.head_size = config.projection_size // config.biaffine_heads
+        self.bilinear = nn.Parameter(
+            torch.randn(self.heads, self.head_size, config.span_hidden_size, self.head_size) * 0.02
+        )
+        self.start_affine = nn.Linear(config.projection_size, config.span_hidden_size)
+        self.end_affine = nn.Linear(config.projection_size, config.span_hidden_size, bias=False)
+
+    def forward(self, start: torch.Tensor, end: torch.Tensor, width: int) -> torch.Tensor:
+        batch, length, _ = start.shape
+        start_heads = start.view(batch, length, self.heads, self.head_size)
+        end_band = gather_band(end.view(batch, length, -1), width)
+        end_band = end_band.reshape(batch, length, width, self.heads, self.head_size)
+        start_by_form = torch.einsum("blmx,mxoy->blmoy", start_heads, self.bilinear)
+        bilinear = torch.einsum("blmoy,blkmy->blko", start_by_form, end_band)
+        affine = self.start_affine(start)[:, :, None, :] + gather_band(self.end_affine(end), width)
+        return bilinear + affine
+
+
+class KnowFreeLocalAttention(nn.Module):
+    """Local multi-head attention over the span band (eqs. 11-15).
+
+    Span (i, j) attends to the spans (i, j') of its own start row with |j - j'| <= w, skipping
+    cells outside the text. In the (start, width) layout those are the cells (i, k') with
+    |k - k'| <= w, so each cell reads only its 2w+1 neighbours along the width axis: no L x L
+    attention matrix exists. Input (B, L, W, D~) and the band mask (B, L, W); output (B, L, W, D~),
+    LayerNorm(concat of heads).
+    """
+
+    def __init__(self, config: KnowFreeConfig):
+        super().__init__()
+        self.heads = config.local_attention_heads
+        self.head_size = config.span_hidden_size // config.local_attention_heads
+        self.window = config.local_attention_window
+        self.query = nn.Linear(config.span_hidden_size, config.span_hidden_size, bias=False)
+        self.key = nn.Linear(config.span_hidden_size, config.span_hidden_size, bias=False)
+        self.value = nn.Linear(config.span_hidden_size, config.span_hidden_size, bias=False)
+        self.norm = nn.LayerNorm(config.span_hidden_size)
+
+    def forward(self, spans: torch.Tensor, span_mask: torch.Tensor) -> torch.Tensor:
+        batch, length, width, hidden = spans.shape
+        shape = (batch, length, width, self.heads, self.head_size)
+        query = self.query(spans).view(shape) / self.head_size**0.5
+        pad = (0, 0, 0, 0, self.window, self.window)
+        key = F.pad(self.key(spans).view(shape), pad)
+        value = F.pad(self.value(spans).view(shape), pad)
+        neighbour_mask = F.pad(span_mask, (self.window, self.window), value=False)
+        offsets = range(2 * self.window + 1)
+        scores = torch.stack(
+            [(query * key[:, :, offset : offset + width]).sum(-1) for offset in offsets], dim=-1
+        )
+        allowed = torch.stack([neighbour_mask[:, :, offset : offset + width] for offset in offsets], dim=-1)
+        scores = scores.masked_fill(~allowed[:, :, :, None, :], torch.finfo(scores.dtype).min)
+        weights = scores.softmax(-1)
+        attended = sum(
+            weights[..., offset, None] * value[:, :, offset : offset + width] for offset in offsets
+        )
+        return self.norm(attended.reshape(batch, length, width, hidden))
+
+
+class KnowFreeLabelClassifier(nn.Linear):
+    """W_O and b of eq. 17: span features (..., D~) -> one logit per target and extension label."""
+
+
+ACTIVATION_FUNCTIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class KnowFreeSpanHead(nn.Module):
+    """From character states to span logits (eqs. 9-17).
+
+    H_s, H_e = sigma(H W_s), sigma(H W_e); H_B = biaffine(H_s, H_e); H_attn = local attention(H_B);
+    H_G = LayerNorm(H_B + H_attn); logits = W_O (H_B + H_G) + b. Without local attention the
+    classifier reads H_B alone. Input (B, L, D) and char mask (B, L); output logits (B, L, W, N)
+    over target then extension labels, and the band mask (B, L, W).
+    """
+
+    def __init__(self, config: KnowFreeConfig, input_size: int):
+        super().__init__()
+        activation = ACTIVATION_FUNCTIONS[config.activation]
+        self.start_projection = nn.Sequential(nn.Linear(input_size, config.projection_size), activation())
+        self.end_projection = nn.Sequential(nn.Linear(input_size, config.projection_size), activation())
+        self.biaffine = KnowFreeMultiHeadBiaffine(config)
+        self.local_attention = KnowFreeLocalAttention(config) if config.use_local_attention else None
+        self.residual_norm = nn.LayerNorm(config.span_hidden_size) if config.use_local_attention else None
+        self.classifier = KnowFreeLabelClassifier(config.span_hidden_size, len(config.labels))
+        self.max_span_width = config.max_span_width
+
+    def forward(self, char_states: torch.Tensor, char_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        width = band_width(char_states.shape[1], self.max_span_width)
+        span_mask = band_span_mask(char_mask, width)
+        start = self.start_projection(char_states)
+        end = self.end_projection(char_states)
+        biaffine = self.biaffine(start, end, width)
+        if self.local_attention is None:
+            return self.classifier(biaffine), span_mask
+        attended = self.local_attention(biaffine, span_mask)
+        grouped = self.residual_norm(biaffine + attended)
+        return self.classifier(biaffine + grouped), span_mask
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4. Loss and decoding
+# ---------------------------------------------------------------------------------------------------
+
+
+def extension_label_weight(target_label_counts: list[int], extension_label_count: int) -> float:
+    """alpha_i = 0.5 * C_hat / C_i (appendix G, eq. 20), capped at 1.
+
+    C_hat is the mean count of the target labels, C_i the count of extension label i; frequent
+    extension labels (POS tags, words) get small weights so they do not drown the targets.
+    """
+    if extension_label_count <= 0:
+        raise ValueError("an extension label with no occurrences has no weight")
+    mean_target = sum(target_label_counts) / len(target_label_counts) if target_label_counts else 0.0
+    return min(1.0, 0.5 * mean_target / extension_label_count)
+
+
+def span_label_grid(
+    spans: list[list[tuple[int, int, int]]], length: int, width: int, num_labels: int
+) -> torch.Tensor:
+    """Multi-hot targets in the band layout: per row, spans as (start, end exclusive, label index).
+
+    Returns (B, length, width, num_labels). A span wider than the band cannot be learnt, so it is an
+    error here; callers choose `max_span_width` from their data.
+    """
+    grid = torch.zeros((len(spans), length, width, num_labels))
+    for row, row_spans in enumerate(spans):
+        for start, end, label in row_spans:
+            if not 0 <= start < end <= length:
+                raise ValueError(f"row {row}: span ({start}, {end}) outside 0..{length}")
+            if end - start > width:
+                raise ValueError(f"row {row}: span ({start}, {end}) is wider than the band width {width}")
+            grid[row, start, end - start - 1, label] = 1.0
+    return grid
+
+
+def span_loss(
+    span_logits: torch.Tensor,
+    span_labels: torch.Tensor,
+    span_mask: torch.Tensor,
+    label_weights: torch.Tensor,
+    row_weights: torch.Tensor,
+) -> torch.Tensor:
+    """Weighted binary cross-entropy over valid band cells (eqs. 18-19).
+
+    Each (span, label) term is weighted by its label's weight (1 for targets, alpha_i for extension
+    label i) and its row's weight (beta for synthetic rows, else 1); padding and cells past the text
+    contribute nothing. The sum is divided by the number of valid spans, a count that depends on no
+    weight, so changing one weight changes the loss by exactly its terms.
+    """
+    terms = F.binary_cross_entropy_with_logits(span_logits, span_labels.to(span_logits.dtype), reduction="none")
+    weights = label_weights[None, None, None, :] * row_weights[:, None, None, None]
+    weighted = terms * weights * span_mask[..., None]
+    return weighted.sum() / span_mask.sum().clamp(min=1)
+
+
+@dataclass
+class SpanCandidate:
+    """A scored span in full-text character offsets."""
+
+    start: int
+    end: int
+    label: int
+    score: float
+
+
+def decode_spans(candidates: list[SpanCandidate], nested: bool) -> list[SpanCandidate]:
+    """Greedy decoding by descending score.
+
+    Flat: keep a span only if it overlaps no kept span. Nested: keep it unless it crosses a kept
+    span (partial overlap) or repeats a kept span's offsets; nesting is allowed.
+    """
+    kept: list[SpanCandidate] = []
+    for candidate in sorted(candidates, key=lambda span: (-span.score, span.start, span.end)):
+        conflict = False
+        for other in kept:
+            overlap = candidate.start < other.end and other.start < candidate.end
+            if not overlap:
+                continue
+            inside = other.start <= candidate.start and candidate.end <= other.end
+            outside = candidate.start <= other.start and other.end <= candidate.end
+            same = (candidate.start, candidate.end) == (other.start, other.end)
+            if not nested or same or not (inside or outside):
+                conflict = True
+                break
+        if not conflict:
+            kept.append(candidate)
+    return sorted(kept, key=lambda span: (span.start, -span.end))
+
+
+# ---------------------------------------------------------------------------------------------------
+# 5. The model
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class KnowFreeOutput(ModelOutput):
+    """Output of `KnowFreeModel.forward`.
+
+    loss: weighted span BCE when `span_labels` are given.
+    span_logits: (B, L, W, N_tgt + N_ext) in the (start, width) band layout.
+    span_mask: (B, L, W) cells that are real spans of the text.
+    """
+
+    loss: torch.Tensor | None = None
+    span_logits: torch.Tensor | None = None
+    span_mask: torch.Tensor | None = None
+
+
+INITIAL_LOG_ODDS = -4.6
+"""Classifier bias at initialisation: sigmoid(-4.6) ~ 0.01, the prior that a span has a given label.
+An untrained model then predicts nothing instead of every span, and early training is not swamped by
+the gradient of the overwhelmingly negative cells."""
+
+
+class KnowFreePreTrainedModel(PreTrainedModel):
+    config_class = KnowFreeConfig
+    base_model_prefix = "knowfree"
+    supports_gradient_checkpointing = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, KnowFreeMultiHeadBiaffine):
+            init.normal_(module.bilinear, mean=0.0, std=0.02)
+        elif isinstance(module, KnowFreeLabelClassifier):
+            init.constant_(module.bias, INITIAL_LOG_ODDS)
+
+
+class KnowFreeModel(KnowFreePreTrainedModel):
+    """Encoder + KnowFREE span head. `predict` returns character spans; extension labels are trained
+    (they have output channels and loss terms) but never predicted."""
+
+    def __init__(self, config: KnowFreeConfig):
+        super().__init__(config)
+        self.encoder = AutoModel.from_config(config.encoder_config)
+        if getattr(self.encoder, "pooler", None) is not None:
+            self.encoder.pooler = None
+        hidden_size = config.encoder_config.hidden_size
+        self.piece_start_embedding = nn.Embedding(PIECE_POSITION_BUCKETS, hidden_size)
+        self.piece_end_embedding = nn.Embedding(PIECE_POSITION_BUCKETS, hidden_size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.span_head = KnowFreeSpanHead(config, hidden_size)
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.post_init()
+
+    # -- building and saving -------------------------------------------------------------------------
+
+    @classmethod
+    def from_encoder(
+        cls,
+        encoder: str | Path,
+        target_labels: list[str],
+        extension_labels: list[str] | None = None,
+        **config_kwargs,
+    ) -> "KnowFreeModel":
+        """A fresh KnowFREE model on top of a pretrained encoder (a folder or a Hub id) and its tokenizer."""
+        encoder_model = AutoModel.from_pretrained(encoder)
+        config = KnowFreeConfig(
+            encoder_config=encoder_model.config.to_dict(),
+            target_labels=list(target_labels),
+            extension_labels=list(extension_labels or []),
+            **config_kwargs,
+        )
+        model = cls(config)
+        encoder_state = {key: value for key, value in encoder_model.state_dict().items() if not key.startswith("pooler.")}
+        model.encoder.load_state_dict(encoder_state)
+        model.tokenizer = AutoTokenizer.from_pretrained(encoder)
+        return model
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args, **kwargs) -> "KnowFreeModel":
+        """Load weights and config, plus the tokenizer saved beside them when there is one."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        hub_options = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+        tokenizer_kwargs = {key: kwargs[key] for key in hub_options if key in kwargs}
+        try:
+            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **tokenizer_kwargs)
+        except (OSError, ValueError):
+            model.tokenizer = None
+        return model
+
+    def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
+        """Save weights, config and remote code, and the tokenizer so `predict` works after loading."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(save_directory)
+
+    # -- forward -------------------------------------------------------------------------------------
+
+    def label_weights(self) -> torch.Tensor:
+        """Loss weight per output channel: 1 for targets, alpha_i for extension label i."""
+        weights = [1.0] * len(self.config.target_labels) + list(self.config.extension_label_weights)
+        return torch.tensor(weights, device=self.device)
+
+    def encode_characters(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        char_token_index: torch.Tensor,
+        char_piece_start: torch.Tensor,
+        char_piece_end: torch.Tensor,
+    ) -> torch.Tensor:
+        """Encoder states gathered per character plus in-piece positions: (B, T) tokens -> (B, L, D)."""
+        token_states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        index = char_token_index[..., None].expand(-1, -1, token_states.shape[-1])
+        char_states = token_states.gather(1, index)
+        char_states = char_states + self.piece_start_embedding(char_piece_start) + self.piece_end_embedding(char_piece_end)
+        return self.dropout(char_states)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        char_token_index: torch.Tensor,
+        char_piece_start: torch.Tensor,
+        char_piece_end: torch.Tensor,
+        char_mask: torch.Tensor,
+        span_labels: torch.Tensor | None = None,
+        synthetic: torch.Tensor | None = None,
+        **kwargs,
+    ) -> KnowFreeOutput:
+        """Span logits for every band cell; with `span_labels` (B, L, W, N) also the weighted loss.
+
+        `synthetic` (B,) marks rows whose loss is scaled by beta (`config.synthetic_weight`).
+        """
+        char_states = self.encode_characters(input_ids, attention_mask, char_token_index, char_piece_start, char_piece_end)
+        span_logits, span_mask = self.span_head(char_states, char_mask)
+        loss = None
+        if span_labels is not None:
+            if span_labels.shape != span_logits.shape:
+                raise ValueError(f"span_labels has shape {tuple(span_labels.shape)}, expected {tuple(span_logits.shape)}")
+            row_weights = torch.ones(span_logits.shape[0], device=span_logits.device)
+            if synthetic is not None:
+                row_weights = torch.where(synthetic.to(torch.bool), self.config.synthetic_weight, 1.0).to(row_weights)
+            loss = span_loss(span_logits, span_labels, span_mask, self.label_weights().to(span_logits.dtype), row_weights)
+        return KnowFreeOutput(loss=loss, span_logits=span_logits, span_mask=span_mask)
+
+    # -- prediction ----------------------------------------------------------------------------------
+
+    def max_window_tokens(self) -> int:
+        """Text tokens that fit the encoder once special tokens are added."""
+        limits = [getattr(self.config.encoder_config, "max_position_embeddings", 512)]
+        if self.tokenizer is not None and self.tokenizer.model_max_length < 1_000_000:
+            limits.append(self.tokenizer.model_max_length)
+        prefix, suffix = special_token_frame(self.tokenizer) if self.tokenizer is not None else ([0], [0])
+        return min(limits) - len(prefix) - len(suffix)
+
+    def windows_for(self, texts: list[str], max_tokens: int | None = None) -> list[TextWindow]:
+        """All encoder windows of `texts`; the overlap covers twice the widest span the model can emit."""
+        max_tokens = max_tokens or self.max_window_tokens()
+        reach = 2 * (self.config.max_span_width or 64)
+        overlap_tokens = min(max_tokens // 2, reach)
+        windows: list[TextWindow] = []
+        for text_index, text in enumerate(texts):
+            windows.extend(split_into_windows(text, text_index, self.tokenizer, max_tokens, overlap_tokens))
+        return windows
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        texts: str | list[str],
+        batch_size: int = 8,
+        threshold: float | None = None,
+        decoding: str | None = None,
+        max_tokens: int | None = None,
+    ) -> list[dict] | list[list[dict]]:
+        """Spans of target labels with character `start`, `end` (exclusive), `label`, `score`, `text`.
+
+        A string gives a list of spans, a list of strings a list of such lists. Text longer than the
+        encoder limit is read in overlapping windows and the spans merged, never truncated.
+        `threshold` and `decoding` ("flat"/"nested") default to the config's.
+        """
+        single = isinstance(texts, str)
+        batch_texts = [texts] if single else texts
+        if not isinstance(batch_texts, (list, tuple)) or not all(isinstance(text, str) for text in batch_texts):
+            raise TypeError("predict() takes a string or a list of strings")
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer: set model.tokenizer or save one beside the weights")
+        threshold = self.config.threshold if threshold is None else threshold
+        decoding = decoding or self.config.decoding
+        if decoding not in ("flat", "nested"):
+            raise ValueError(f"decoding must be 'flat' or 'nested', got {decoding!r}")
+        was_training = self.training
+        self.eval()
+        try:
+            candidates = self._candidates(self.windows_for(batch_texts, max_tokens), len(batch_texts), batch_size, threshold)
+        finally:
+            self.train(was_training)
+        results = []
+        for text, text_candidates in zip(batch_texts, candidates):
+            kept = decode_spans(text_candidates, nested=decoding == "nested")
+            results.append(
+                [
+                    {
+                        "start": span.start,
+                        "end": span.end,
+                        "label": self.config.target_labels[span.label],
+                        "score": span.score,
+                        "text": text[span.start : span.end],
+                    }
+                    for span in kept
+                ]
+            )
+        return results[0] if single else results
+
+    def _candidates(
+        self, windows: list[TextWindow], num_texts: int, batch_size: int, threshold: float
+    ) -> list[list[SpanCandidate]]:
+        """Best target label per band cell above the threshold, in full-text offsets, per text.
+
+        Extension channels are sliced off before scoring, so they can never be predicted.
+        """
+        candidates: list[list[SpanCandidate]] = [[] for _ in range(num_texts)]
+        num_targets = len(self.config.target_labels)
+        order = sorted(range(len(windows)), key=lambda index: len(windows[index].text))
+        for batch_start in range(0, len(order), batch_size):
+            batch_windows = [windows[index] for index in order[batch_start : batch_start + batch_size]]
+            features = {key: value.to(self.device) for key, value in collate_windows(batch_windows, self.tokenizer).items()}
+            output = self(**features)
+            scores, labels = output.span_logits[..., :num_targets].sigmoid().max(-1)
+            selected = (scores >= threshold) & output.span_mask
+            rows, starts, widths = selected.nonzero(as_tuple=True)
+            chosen_scores = scores[rows, starts, widths].tolist()
+            chosen_labels = labels[rows, starts, widths].tolist()
+            for row, start, width, score, label in zip(rows.tolist(), starts.tolist(), widths.tolist(), chosen_scores, chosen_labels):
+                window = batch_windows[row]
+                absolute_start = window.char_start + start
+                if window.own_start <= absolute_start < window.own_end:
+                    candidates[window.text_index].append(
+                        SpanCandidate(absolute_start, absolute_start + width + 1, label, score)
+                    )
+        return candidates
+
+
+KnowFreeConfig.register_for_auto_class()
+KnowFreeModel.register_for_auto_class("AutoModel")
+
+__all__ = ["KnowFreeModel", "KnowFreePreTrainedModel", "KnowFreeOutput"]
