@@ -177,6 +177,27 @@ def split_into_windows(
     return windows
 
 
+def max_window_tokens(tokenizer: PreTrainedTokenizerBase, config: KnowFreeConfig) -> int:
+    """Text tokens that fit the encoder once the tokenizer's special tokens are added."""
+    limits = [getattr(config.encoder_config, "max_position_embeddings", 512)]
+    if tokenizer.model_max_length < 1_000_000:
+        limits.append(tokenizer.model_max_length)
+    prefix, suffix = special_token_frame(tokenizer)
+    return min(limits) - len(prefix) - len(suffix)
+
+
+def text_windows(
+    texts: list[str], tokenizer: PreTrainedTokenizerBase, config: KnowFreeConfig, max_tokens: int | None = None
+) -> list[TextWindow]:
+    """All encoder windows of `texts`; the overlap is twice the widest span the model can emit."""
+    max_tokens = max_tokens or max_window_tokens(tokenizer, config)
+    overlap_tokens = min(max_tokens // 2, 2 * (config.max_span_width or 64))
+    windows: list[TextWindow] = []
+    for text_index, text in enumerate(texts):
+        windows.extend(split_into_windows(text, text_index, tokenizer, max_tokens, overlap_tokens))
+    return windows
+
+
 def collate_windows(windows: list[TextWindow], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
     """Pad a batch of windows into the tensors `KnowFreeModel.forward` takes."""
     prefix, suffix = special_token_frame(tokenizer)
@@ -538,7 +559,7 @@ class KnowFreeModel(KnowFreePreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args, **kwargs) -> "KnowFreeModel":
         """Load weights and config, plus the tokenizer saved beside them when there is one."""
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        hub_options = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+        hub_options = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "trust_remote_code")
         tokenizer_kwargs = {key: kwargs[key] for key in hub_options if key in kwargs}
         try:
             model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **tokenizer_kwargs)
@@ -604,24 +625,6 @@ class KnowFreeModel(KnowFreePreTrainedModel):
 
     # -- prediction ----------------------------------------------------------------------------------
 
-    def max_window_tokens(self) -> int:
-        """Text tokens that fit the encoder once special tokens are added."""
-        limits = [getattr(self.config.encoder_config, "max_position_embeddings", 512)]
-        if self.tokenizer is not None and self.tokenizer.model_max_length < 1_000_000:
-            limits.append(self.tokenizer.model_max_length)
-        prefix, suffix = special_token_frame(self.tokenizer) if self.tokenizer is not None else ([0], [0])
-        return min(limits) - len(prefix) - len(suffix)
-
-    def windows_for(self, texts: list[str], max_tokens: int | None = None) -> list[TextWindow]:
-        """All encoder windows of `texts`; the overlap covers twice the widest span the model can emit."""
-        max_tokens = max_tokens or self.max_window_tokens()
-        reach = 2 * (self.config.max_span_width or 64)
-        overlap_tokens = min(max_tokens // 2, reach)
-        windows: list[TextWindow] = []
-        for text_index, text in enumerate(texts):
-            windows.extend(split_into_windows(text, text_index, self.tokenizer, max_tokens, overlap_tokens))
-        return windows
-
     @torch.inference_mode()
     def predict(
         self,
@@ -650,7 +653,8 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         was_training = self.training
         self.eval()
         try:
-            candidates = self._candidates(self.windows_for(batch_texts, max_tokens), len(batch_texts), batch_size, threshold)
+            windows = text_windows(batch_texts, self.tokenizer, self.config, max_tokens)
+            candidates = self._candidates(windows, len(batch_texts), batch_size, threshold)
         finally:
             self.train(was_training)
         results = []

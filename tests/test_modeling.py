@@ -1,0 +1,390 @@
+"""The KnowFREE model: alignment, band head vs. naive reference, loss weights, learning, decoding,
+long text, and the remote-code round trip."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import REPO_ROOT, tiny_config, tiny_model
+from transformers import BertModel
+
+from knowfree.collate import SpanCollator
+from knowfree.reference_head import band_to_grid, reference_span_logits
+from modeling_knowfree import (
+    KnowFreeModel,
+    KnowFreeSpanHead,
+    SpanCandidate,
+    align_characters,
+    collate_windows,
+    decode_spans,
+    extension_label_weight,
+    span_label_grid,
+    split_into_windows,
+    text_windows,
+)
+
+PEOPLE = ["马云", "张老师"]
+PLACES = ["北京", "上海", "杭州", "合肥市", "天安门"]
+ORGANISATIONS = ["阿里巴巴集团", "北京大学", "中国科学技术大学"]
+
+
+def labelled(parts: list[tuple[str, str | None]]) -> dict:
+    """Build a row from (piece, label) parts; 北京 inside an ORG is also a nested LOC."""
+    text, entities = "", []
+    for piece, label in parts:
+        if label:
+            entities.append({"start": len(text), "end": len(text) + len(piece), "label": label})
+            if label == "ORG" and piece.startswith("北京"):
+                entities.append({"start": len(text), "end": len(text) + 2, "label": "LOC"})
+        text += piece
+    return {"text": text, "entities": entities}
+
+
+def training_rows() -> list[dict]:
+    rows = []
+    for index in range(20):
+        person, place = PEOPLE[index % 2], PLACES[index % 5]
+        organisation = ORGANISATIONS[(index // 3) % 3]
+        if index % 3 == 0:
+            parts = [(person, "PER"), ("在", None), (place, "LOC"), ("创办了", None), (organisation, "ORG"), ("。", None)]
+        elif index % 3 == 1:
+            parts = [(person, "PER"), ("去", None), (place, "LOC"), ("开会。", None)]
+        else:
+            parts = [("我爱", None), (organisation, "ORG"), ("。", None)]
+        rows.append(labelled(parts))
+    return rows
+
+
+def spans_of(predictions: list[dict]) -> set[tuple[int, int, str]]:
+    return {(span["start"], span["end"], span["label"]) for span in predictions}
+
+
+def train(model: KnowFreeModel, rows: list[dict], steps: int, learning_rate: float = 3e-3) -> None:
+    collator = SpanCollator(model.tokenizer, model.config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    model.train()
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        batch_rows = [rows[index] for index in torch.randperm(len(rows), generator=generator)[:10].tolist()]
+        loss = model(**collator(batch_rows)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained_model(bert_tokenizer) -> KnowFreeModel:
+    """A tiny model that has memorised the 20 training sentences (with extension labels present)."""
+    rows = training_rows()
+    for row in rows:
+        row["extensions"] = [{"start": 0, "end": 1, "label": "FIRST_CHAR"}]
+    model = tiny_model(bert_tokenizer, extension_labels=["FIRST_CHAR"], seed=1, decoding="nested")
+    train(model, rows, steps=220)
+    return model
+
+
+# --- character alignment ------------------------------------------------------------------------
+
+
+def test_unigram_tokenizer_merges_characters(unigram_tokenizer):
+    pieces = unigram_tokenizer.tokenize("中国科学技术大学")
+    assert any(len(piece.lstrip("▁")) > 1 for piece in pieces), pieces
+
+
+@pytest.mark.parametrize("text", ["中国科学技术大学位于合肥市。", "马云 在杭州  创办了 阿里巴巴集团", "Hello world 你好"])
+def test_every_character_gets_its_own_grid_position(any_tokenizer, text):
+    window = split_into_windows(text, 0, any_tokenizer, 500, 0)[0]
+    features = collate_windows([window], any_tokenizer)
+    assert features["char_mask"].sum().item() == len(text)
+    token_index = features["char_token_index"][0].tolist()
+    piece_positions = list(zip(token_index, features["char_piece_start"][0].tolist(), features["char_piece_end"][0].tolist()))
+    covered = [i for i, char in enumerate(text) if not char.isspace()]
+    assert len({piece_positions[i] for i in covered}) == len(covered), "two characters share a grid representation"
+    ids = features["input_ids"][0].tolist()
+    for char_position in covered:
+        token = any_tokenizer.convert_ids_to_tokens(ids[token_index[char_position]])
+        assert token not in (any_tokenizer.cls_token, any_tokenizer.sep_token, any_tokenizer.pad_token)
+
+
+def test_alignment_rule_on_hand_made_offsets():
+    # <s>, "▁" mapped onto char 0, "中国" (0, 2), a dropped space at 2, "人" (3, 4), </s>
+    token_of_char, from_start, from_end = align_characters(4, [(0, 0), (0, 1), (0, 2), (3, 4), (0, 0)])
+    assert token_of_char == [2, 2, 3, 3]
+    assert from_start == [0, 1, 7, 0] and from_end == [1, 0, 7, 0]
+
+
+# --- fast band head vs naive reference ----------------------------------------------------------
+
+
+def padded_mask(lengths: list[int]) -> torch.Tensor:
+    mask = torch.zeros(len(lengths), max(lengths), dtype=torch.bool)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = True
+    return mask
+
+
+@pytest.mark.parametrize(
+    "lengths,window,heads",
+    [([9, 6, 2], 2, 4), ([17, 17, 11], 3, 2), ([12, 5, 1], 0, 4), ([33, 20, 30], 5, 5), ([7, 7, 7], 10, 10)],
+)
+def test_band_head_equals_reference_without_width_limit(lengths, window, heads):
+    torch.manual_seed(len(lengths) + window)
+    head = KnowFreeSpanHead(tiny_config(50, ["A", "B"], ["x"], local_attention_window=window, local_attention_heads=heads), 32)
+    states, mask = torch.randn(len(lengths), max(lengths), 32), padded_mask(lengths)
+    band_logits, band_mask = head(states, mask)
+    reference, valid = reference_span_logits(head, states, mask)
+    assert torch.equal(band_to_grid(band_mask, max(lengths)), valid)
+    difference = (band_to_grid(band_logits, max(lengths)) - reference)[valid].abs().max().item()
+    assert difference < 1e-5
+
+
+@pytest.mark.parametrize("width_limit,window", [(6, 2), (4, 1), (10, 3)])
+def test_band_head_equals_reference_inside_width_limit(width_limit, window):
+    torch.manual_seed(width_limit)
+    lengths = [21, 14]
+    config = tiny_config(50, ["A"], [], local_attention_window=window, max_span_width=width_limit)
+    head = KnowFreeSpanHead(config, 32)
+    states, mask = torch.randn(2, 21, 32), padded_mask(lengths)
+    band_logits, band_mask = head(states, mask)
+    assert band_logits.shape[2] == width_limit
+    reference, valid = reference_span_logits(head, states, mask)
+    offsets = torch.arange(21)[None, :] - torch.arange(21)[:, None]
+    window_inside_band = valid & (offsets + window < width_limit)[None]
+    assert window_inside_band.sum() > 0
+    difference = (band_to_grid(band_logits, 21) - reference)[window_inside_band].abs().max().item()
+    assert difference < 1e-5
+
+
+def test_ablation_without_local_attention_matches_reference():
+    head = KnowFreeSpanHead(tiny_config(50, ["A"], [], use_local_attention=False), 32)
+    states, mask = torch.randn(2, 8, 32), padded_mask([8, 3])
+    band_logits, _ = head(states, mask)
+    reference, valid = reference_span_logits(head, states, mask)
+    assert head.local_attention is None
+    assert (band_to_grid(band_logits, 8) - reference)[valid].abs().max() < 1e-5
+
+
+# --- loss --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def loss_batch(bert_tokenizer):
+    model = tiny_model(bert_tokenizer, extension_labels=["WORD", "NOUN"], max_span_width=4)
+    rows = [
+        {"text": "北京大学", "entities": [{"start": 0, "end": 4, "label": "ORG"}], "extensions": [{"start": 0, "end": 2, "label": "WORD"}]},
+        {"text": "马云去上海开会。", "entities": [{"start": 0, "end": 2, "label": "PER"}], "extensions": [{"start": 3, "end": 5, "label": "NOUN"}], "synthetic": True},
+    ]
+    return model, SpanCollator(bert_tokenizer, model.config)(rows)
+
+
+def per_label_terms(model, batch) -> torch.Tensor:
+    """Sum over valid cells of each label's BCE term, times the row weights, over the valid cell count."""
+    with torch.no_grad():
+        output = model(**batch)
+    terms = torch.nn.functional.binary_cross_entropy_with_logits(output.span_logits, batch["span_labels"], reduction="none")
+    rows = torch.where(batch["synthetic"], model.config.synthetic_weight, 1.0)
+    terms = terms * output.span_mask[..., None] * rows[:, None, None, None]
+    return terms.sum((0, 1, 2)) / output.span_mask.sum()
+
+
+def test_extension_weight_changes_loss_by_exactly_its_term(loss_batch):
+    model, batch = loss_batch
+    with torch.no_grad():
+        base = model(**batch).loss.item()
+        model.config.extension_label_weights = [1.0, 0.25]
+        changed = model(**batch).loss.item()
+    noun_term = per_label_terms(model, batch)[len(model.config.target_labels) + 1].item()
+    assert changed - base == pytest.approx((0.25 - 1.0) * noun_term, rel=1e-5, abs=1e-7)
+    assert noun_term > 0
+
+
+def test_synthetic_weight_scales_only_synthetic_rows(loss_batch):
+    model, batch = loss_batch
+    model.config.synthetic_weight = 1.0
+    with torch.no_grad():
+        both = model(**batch).loss.item()
+        real_only = model(**{**batch, "synthetic": torch.tensor([False, True])}).loss.item()
+        model.config.synthetic_weight = 0.0
+        without_synthetic = model(**batch).loss.item()
+        model.config.synthetic_weight = 0.4
+        scaled = model(**batch).loss.item()
+    synthetic_part = both - without_synthetic
+    assert real_only == pytest.approx(both)
+    assert synthetic_part > 0
+    assert scaled == pytest.approx(without_synthetic + 0.4 * synthetic_part, rel=1e-5)
+
+
+def test_padding_and_cells_past_the_text_contribute_nothing(loss_batch):
+    model, batch = loss_batch
+    with torch.no_grad():
+        output = model(**batch)
+        poisoned = batch["span_labels"].clone()
+        poisoned[~output.span_mask] = 1.0
+        assert (~output.span_mask).any()
+        assert model(**{**batch, "span_labels": poisoned}).loss.item() == pytest.approx(output.loss.item())
+
+
+def test_extension_label_weight_formula():
+    assert extension_label_weight([10, 30], 40) == pytest.approx(0.5 * 20 / 40)
+    assert extension_label_weight([100], 10) == 1.0
+    with pytest.raises(ValueError):
+        extension_label_weight([1], 0)
+
+
+def test_span_wider_than_band_is_an_error():
+    with pytest.raises(ValueError, match="wider than the band"):
+        span_label_grid([[(0, 5, 0)]], length=6, width=4, num_labels=1)
+
+
+# --- learning and decoding -----------------------------------------------------------------------
+
+
+def test_model_memorises_twenty_sentences(trained_model):
+    rows = training_rows()
+    predictions = trained_model.predict([row["text"] for row in rows], decoding="nested")
+    gold = [{(span["start"], span["end"], span["label"]) for span in row["entities"]} for row in rows]
+    assert [spans_of(spans) for spans in predictions] == gold
+
+
+def test_extension_labels_are_never_predicted(trained_model):
+    texts = [row["text"] for row in training_rows()]
+    with torch.no_grad():
+        trained_model.span_head.classifier.bias[-1] += 50.0
+    try:
+        predictions = trained_model.predict(texts, threshold=0.01)
+    finally:
+        with torch.no_grad():
+            trained_model.span_head.classifier.bias[-1] -= 50.0
+    labels = {span["label"] for spans in predictions for span in spans}
+    assert labels and labels <= set(trained_model.config.target_labels)
+
+
+def test_nested_and_flat_decoding(trained_model):
+    text = "我爱北京大学。"
+    nested = spans_of(trained_model.predict(text, decoding="nested"))
+    flat = spans_of(trained_model.predict(text, decoding="flat"))
+    assert nested == {(2, 6, "ORG"), (2, 4, "LOC")}
+    assert len(flat) == 1 and flat < nested
+
+
+def test_decode_spans_rules():
+    candidates = [
+        SpanCandidate(0, 4, 0, 0.9),
+        SpanCandidate(0, 2, 1, 0.8),
+        SpanCandidate(3, 6, 2, 0.85),
+        SpanCandidate(0, 4, 1, 0.7),
+        SpanCandidate(6, 8, 1, 0.6),
+    ]
+    nested = [(span.start, span.end, span.label) for span in decode_spans(candidates, nested=True)]
+    flat = [(span.start, span.end, span.label) for span in decode_spans(candidates, nested=False)]
+    assert nested == [(0, 4, 0), (0, 2, 1), (6, 8, 1)]
+    assert flat == [(0, 4, 0), (6, 8, 1)]
+
+
+def test_long_text_is_windowed_and_finds_spans_near_its_end(trained_model):
+    filler = "我爱天安门。" * 500
+    text = filler + "马云去杭州开会。"
+    assert len(text) > 3000
+    spans = trained_model.predict(text)
+    windows = text_windows([text], trained_model.tokenizer, trained_model.config)
+    assert len(windows) > 1 and all(len(window.token_ids) <= 510 for window in windows)
+    assert (len(filler), len(filler) + 2, "PER") in spans_of(spans)
+    assert (len(filler) + 3, len(filler) + 5, "LOC") in spans_of(spans)
+    assert len({(span["start"], span["end"]) for span in spans}) == len(spans)
+
+
+def test_windows_partition_the_text(unigram_tokenizer):
+    text = "中国科学技术大学位于合肥市。" * 40
+    windows = split_into_windows(text, 0, unigram_tokenizer, max_tokens=50, overlap_tokens=10)
+    assert len(windows) > 3
+    assert windows[0].own_start == 0 and windows[-1].own_end == len(text)
+    for left, right in zip(windows, windows[1:]):
+        assert left.own_end == right.own_start
+        assert right.char_start < left.char_end
+        assert left.own_end - right.char_start >= 5 and left.char_end - left.own_end >= 5
+    for window in windows:
+        assert text[window.char_start : window.char_end] == window.text
+        assert len(window.token_ids) <= 50
+
+
+def test_predict_input_contract(trained_model):
+    assert trained_model.predict("") == []
+    assert trained_model.predict(["", "马云去上海开会。"])[0] == []
+    single = trained_model.predict("马云去上海开会。")
+    assert isinstance(single, list) and {"start", "end", "label", "score", "text"} <= set(single[0])
+    assert all(span["text"] == "马云去上海开会。"[span["start"] : span["end"]] for span in single)
+    with pytest.raises(TypeError):
+        trained_model.predict(42)
+    with pytest.raises(TypeError):
+        trained_model.predict(["ok", None])
+
+
+# --- building and the remote-code round trip -------------------------------------------------------
+
+
+def test_from_encoder_loads_the_pretrained_weights(tmp_path, bert_tokenizer):
+    encoder_config = tiny_config(len(bert_tokenizer), ["A"]).encoder_config
+    encoder = BertModel(encoder_config)
+    encoder.save_pretrained(tmp_path / "encoder")
+    bert_tokenizer.save_pretrained(tmp_path / "encoder")
+    model = KnowFreeModel.from_encoder(tmp_path / "encoder", ["A", "B"], ["x"], max_span_width=8)
+    assert torch.equal(model.encoder.embeddings.word_embeddings.weight, encoder.embeddings.word_embeddings.weight)
+    assert model.config.max_span_width == 8 and model.config.labels == ["A", "B", "x"]
+    assert model.tokenizer is not None and model.predict("北京") == []
+
+
+def test_save_and_load_with_remote_code_in_a_fresh_process(tmp_path, trained_model):
+    saved = tmp_path / "model"
+    trained_model.save_pretrained(saved)
+    config = json.loads((saved / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_knowfree.KnowFreeConfig",
+        "AutoModel": "modeling_knowfree.KnowFreeModel",
+    }
+    assert (saved / "modeling_knowfree.py").exists() and (saved / "configuration_knowfree.py").exists()
+    text = "马云在北京创办了阿里巴巴集团。"
+    expected_predictions = trained_model.predict(text)
+    with torch.no_grad():
+        expected = trained_model(**collate_windows(text_windows([text], trained_model.tokenizer, trained_model.config), trained_model.tokenizer)).span_logits
+    torch.save(expected, tmp_path / "expected.pt")
+    script = textwrap.dedent(
+        f"""
+        import json, sys, torch
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(saved)!r}, trust_remote_code=True)
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        import importlib
+        module = importlib.import_module(type(model).__module__)
+        collate, windows = module.collate_windows, module.text_windows
+        text = {text!r}
+        with torch.no_grad():
+            logits = model(**collate(windows([text], model.tokenizer, model.config), model.tokenizer)).span_logits
+        expected = torch.load({str(tmp_path / "expected.pt")!r})
+        print(json.dumps({{"equal": bool(torch.equal(logits, expected)), "predictions": model.predict(text)}}))
+        """
+    )
+    environment = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    reply = json.loads(result.stdout.strip().splitlines()[-1])
+    assert reply["equal"]
+    assert reply["predictions"] == expected_predictions
+
+
+def test_modeling_file_imports_only_torch_transformers_and_its_config():
+    import ast
+
+    tree = ast.parse((REPO_ROOT / "modeling_knowfree.py").read_text())
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            roots.add(node.module.split(".")[0])
+    assert roots <= {"torch", "transformers", "configuration_knowfree", "dataclasses", "pathlib"}
