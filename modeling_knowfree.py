@@ -559,10 +559,10 @@ class KnowFreeModel(KnowFreePreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args, **kwargs) -> "KnowFreeModel":
         """Load weights and config, plus the tokenizer saved beside them when there is one."""
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        hub_options = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "trust_remote_code")
+        hub_options = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
         tokenizer_kwargs = {key: kwargs[key] for key in hub_options if key in kwargs}
         try:
-            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **tokenizer_kwargs)
+            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, config=model.config, **tokenizer_kwargs)
         except (OSError, ValueError):
             model.tokenizer = None
         return model

@@ -18,10 +18,19 @@ from modeling_knowfree import TextWindow, band_width, collate_windows, span_labe
 class SpanCollator:
     """Callable for `DataLoader(collate_fn=...)`: rows -> the keyword arguments of `KnowFreeModel.forward`."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: KnowFreeConfig, max_tokens: int | None = None):
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        config: KnowFreeConfig,
+        max_tokens: int | None = None,
+        skip_wider_spans: bool = False,
+    ):
+        """`skip_wider_spans` leaves out spans wider than `config.max_span_width` (the caller counts and
+        reports them); otherwise such a span is an error."""
         self.tokenizer = tokenizer
         self.config = config
         self.max_tokens = max_tokens
+        self.skip_wider_spans = skip_wider_spans
         self.label_index = {label: index for index, label in enumerate(config.labels)}
 
     def row_spans(self, row: dict) -> list[tuple[int, int, int]]:
@@ -32,7 +41,9 @@ class SpanCollator:
                 label = span["label"]
                 if label not in self.label_index:
                     raise ValueError(f"{field} label {label!r} of text {row['text'][:30]!r} is not in the model's labels")
-                spans.append((span["start"], span["end"], self.label_index[label]))
+                too_wide = self.config.max_span_width is not None and span["end"] - span["start"] > self.config.max_span_width
+                if not (too_wide and self.skip_wider_spans):
+                    spans.append((span["start"], span["end"], self.label_index[label]))
         return spans
 
     def windows_with_spans(self, rows: Sequence[dict]) -> list[tuple[TextWindow, list[tuple[int, int, int]], bool]]:

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny tokenizers of both styles and tiny KnowFREE models, all built in code."""
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors  # noqa: E402
-from transformers import BertConfig, BertTokenizer, PreTrainedTokenizerFast  # noqa: E402
+from transformers import BertConfig, BertModel, BertTokenizer, PreTrainedTokenizerFast  # noqa: E402
 
 from configuration_knowfree import KnowFreeConfig  # noqa: E402
 from modeling_knowfree import KnowFreeModel  # noqa: E402
@@ -105,6 +106,57 @@ def tiny_model(tokenizer, target_labels=("LOC", "ORG", "PER"), extension_labels=
     model = KnowFreeModel(tiny_config(len(tokenizer), target_labels, extension_labels, **overrides))
     model.tokenizer = tokenizer
     return model.eval()
+
+
+PEOPLE = ["马云", "张老师"]
+PLACES = ["北京", "上海", "杭州", "合肥市", "天安门"]
+ORGANISATIONS = ["阿里巴巴集团", "北京大学", "中国科学技术大学"]
+
+
+def labelled(parts: list[tuple[str, str | None]]) -> dict:
+    """Build a row from (piece, label) parts; 北京 inside an ORG is also a nested LOC."""
+    text, entities = "", []
+    for piece, label in parts:
+        if label:
+            entities.append({"start": len(text), "end": len(text) + len(piece), "label": label})
+            if label == "ORG" and piece.startswith("北京"):
+                entities.append({"start": len(text), "end": len(text) + 2, "label": "LOC"})
+        text += piece
+    return {"text": text, "entities": entities}
+
+
+def training_rows() -> list[dict]:
+    rows = []
+    for index in range(20):
+        person, place = PEOPLE[index % 2], PLACES[index % 5]
+        organisation = ORGANISATIONS[(index // 3) % 3]
+        if index % 3 == 0:
+            parts = [(person, "PER"), ("在", None), (place, "LOC"), ("创办了", None), (organisation, "ORG"), ("。", None)]
+        elif index % 3 == 1:
+            parts = [(person, "PER"), ("去", None), (place, "LOC"), ("开会。", None)]
+        else:
+            parts = [("我爱", None), (organisation, "ORG"), ("。", None)]
+        rows.append(labelled(parts))
+    return rows
+
+
+def write_corpus(folder: Path, splits: dict[str, list[dict]], labels: list[str]) -> Path:
+    """A JSONL corpus folder like ../shared/data/<name>: <split>.jsonl files and labels.txt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows in splits.items():
+        lines = [json.dumps(row, ensure_ascii=False) for row in rows]
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    return folder
+
+
+def write_tiny_encoder(folder: Path, tokenizer) -> Path:
+    """A pretrained-encoder folder (tiny BERT weights + tokenizer) that train.py can start from."""
+    config = tiny_config(len(tokenizer), ["A"]).encoder_config
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

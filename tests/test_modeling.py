@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_config, tiny_model
+from conftest import REPO_ROOT, tiny_config, tiny_model, training_rows
 from transformers import BertModel
 
 from knowfree.collate import SpanCollator
@@ -25,38 +25,6 @@ from modeling_knowfree import (
     split_into_windows,
     text_windows,
 )
-
-PEOPLE = ["马云", "张老师"]
-PLACES = ["北京", "上海", "杭州", "合肥市", "天安门"]
-ORGANISATIONS = ["阿里巴巴集团", "北京大学", "中国科学技术大学"]
-
-
-def labelled(parts: list[tuple[str, str | None]]) -> dict:
-    """Build a row from (piece, label) parts; 北京 inside an ORG is also a nested LOC."""
-    text, entities = "", []
-    for piece, label in parts:
-        if label:
-            entities.append({"start": len(text), "end": len(text) + len(piece), "label": label})
-            if label == "ORG" and piece.startswith("北京"):
-                entities.append({"start": len(text), "end": len(text) + 2, "label": "LOC"})
-        text += piece
-    return {"text": text, "entities": entities}
-
-
-def training_rows() -> list[dict]:
-    rows = []
-    for index in range(20):
-        person, place = PEOPLE[index % 2], PLACES[index % 5]
-        organisation = ORGANISATIONS[(index // 3) % 3]
-        if index % 3 == 0:
-            parts = [(person, "PER"), ("在", None), (place, "LOC"), ("创办了", None), (organisation, "ORG"), ("。", None)]
-        elif index % 3 == 1:
-            parts = [(person, "PER"), ("去", None), (place, "LOC"), ("开会。", None)]
-        else:
-            parts = [("我爱", None), (organisation, "ORG"), ("。", None)]
-        rows.append(labelled(parts))
-    return rows
-
 
 def spans_of(predictions: list[dict]) -> set[tuple[int, int, str]]:
     return {(span["start"], span["end"], span["label"]) for span in predictions}

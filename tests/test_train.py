@@ -1,0 +1,135 @@
+"""train.py end to end on a tiny encoder: selection and report, resume, two CPU processes, the baseline,
+and a push to a local Hub server followed by a remote-code load from it."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO_ROOT, build_bert_char_tokenizer, training_rows, write_corpus, write_tiny_encoder
+from hub_server import LocalHub, run_against_hub
+from safetensors.torch import load_file
+
+import train
+from modeling_knowfree import KnowFreeModel
+
+LABELS = ["LOC", "ORG", "PER"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    rows = training_rows()
+    corpus = write_corpus(root / "corpus", {"train": rows, "dev": rows[:8], "test": rows[8:16]}, LABELS)
+    encoder = write_tiny_encoder(root / "encoder", build_bert_char_tokenizer())
+    return root, corpus, encoder
+
+
+def arguments(corpus, encoder, output_dir, *extra: str) -> list[str]:
+    return [
+        "--data", str(corpus), "--encoder", str(encoder), "--output_dir", str(output_dir),
+        "--batch_size", "4", "--head_lr", "1e-2", "--encoder_lr", "1e-3", "--epochs", "15", "--seed", "7",
+        "--config_overrides", "projection_size=32,span_hidden_size=40,biaffine_heads=2,local_attention_heads=4",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_help_documents_the_options():
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), "--help"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0
+    for option in ("--data", "--encoder", "--k", "--k_shot", "--resume", "--push_to_hub", "--freeze_embeddings", "--model"):
+        assert option in result.stdout
+
+
+def test_trains_selects_on_dev_and_reports_test(workspace):
+    root, corpus, encoder = workspace
+    output_dir = root / "single"
+    results = train.main(arguments(corpus, encoder, output_dir, "--eval_every", "4"))
+    assert results["test"]["f1"] > 0.8
+    assert results["best_step"] == max(results["history"], key=lambda entry: entry["dev_f1"])["step"]
+    saved = json.loads((output_dir / "results.json").read_text())
+    assert saved["test"]["per_label"].keys() <= set(LABELS)
+    card = (output_dir / "README.md").read_text()
+    assert "trust_remote_code=True" in card and f"{results['test']['f1']:.4f}" in card
+    model = KnowFreeModel.from_pretrained(output_dir)
+    assert model.config.target_labels == LABELS
+    assert all(span["label"] in LABELS for span in model.predict(training_rows()[0]["text"]))
+
+
+def test_resume_reaches_the_same_final_state(workspace):
+    root, corpus, encoder = workspace
+    common = ("--max_steps", "9", "--eval_every", "3", "--epochs", "5")
+    train.main(arguments(corpus, encoder, root / "straight", *common))
+    with pytest.raises(SystemExit) as interrupted:
+        train.main(arguments(corpus, encoder, root / "resumed", *common, "--interrupt_after_steps", "4"))
+    assert interrupted.value.code == 130
+    state = json.loads((root / "resumed" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and state["batches_in_epoch"] == 4 and not state["finished"]
+    train.main(arguments(corpus, encoder, root / "resumed", *common, "--resume"))
+    straight = load_file(root / "straight" / "checkpoint" / "model.safetensors")
+    resumed = load_file(root / "resumed" / "checkpoint" / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    assert json.loads((root / "straight" / "results.json").read_text())["test"] == json.loads((root / "resumed" / "results.json").read_text())["test"]
+
+
+def test_token_classification_baseline_uses_the_same_metric(workspace):
+    root, corpus, encoder = workspace
+    results = train.main(arguments(corpus, encoder, root / "baseline", "--model", "token-classification"))
+    assert results["model"] == "token-classification"
+    assert {"precision", "recall", "f1", "per_label"} <= set(results["test"])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_cpu_processes_run_to_completion(workspace):
+    root, corpus, encoder = workspace
+    output_dir = root / "two-processes"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+        str(REPO_ROOT / "train.py"), *arguments(corpus, encoder, output_dir, "--epochs", "2"),
+    ]  # fmt: skip
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=REPO_ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "num_processes=2" in result.stderr or result.stderr.count("eval step") >= 1
+    results = json.loads((output_dir / "results.json").read_text())
+    assert results["train_rows"] == 20
+    state = json.loads((output_dir / "checkpoint" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 * 3  # 20 rows, 4 per batch per process, 2 processes -> 3 steps per epoch
+
+
+def test_push_to_hub_then_load_with_remote_code(workspace, tmp_path):
+    root, corpus, encoder = workspace
+    with LocalHub(tmp_path / "hub") as hub:
+        code = f"""
+import sys
+sys.path.insert(0, {str(REPO_ROOT)!r})
+import train
+train.main({arguments(corpus, encoder, tmp_path / "pushed", "--epochs", "1", "--push_to_hub", "tester/knowfree-tiny")!r})
+"""
+        run_against_hub(hub.url, code, cwd=tmp_path)
+        loaded = run_against_hub(
+            hub.url,
+            """
+import json
+from transformers import AutoModel
+model = AutoModel.from_pretrained("tester/knowfree-tiny", trust_remote_code=True)
+from huggingface_hub import hf_hub_download
+card = open(hf_hub_download("tester/knowfree-tiny", "README.md")).read()
+print(json.dumps({"labels": model.config.target_labels, "spans": model.predict("马云去北京开会。"), "card": "trust_remote_code" in card}))
+""",
+            cwd=tmp_path,
+        )
+    reply = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert reply["labels"] == LABELS and reply["card"]
+    assert isinstance(reply["spans"], list)

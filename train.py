@@ -1,0 +1,430 @@
+"""Train and evaluate a KnowFREE span model (or the token-classification baseline) with accelerate.
+
+    accelerate launch train.py --data ../shared/data/weibo --encoder encoders/multilingual-e5-small \
+        --k 250 --output_dir outputs/weibo-250
+
+Selects the checkpoint on dev, reports test micro/per-label span P/R/F1, saves a Hub-ready model
+(remote code, tokenizer, model card) and optionally pushes it. `--resume` continues an interrupted
+run from its last checkpoint with the same schedule and data order. Run with `--help` for options.
+"""
+
+import argparse
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from knowfree.collate import SpanCollator
+from knowfree.data import LabeledCorpus, load_corpus, report_unusable
+from knowfree.evaluation import score_spans
+from knowfree.model_card import write_model_card
+from knowfree.sampling import sample_n_way_k_shot
+from knowfree.token_baseline import TokenClassificationCollator, alignment_report, build_token_classifier, predict_token_spans
+from knowfree.training_state import TrainingState
+from modeling_knowfree import KnowFreeModel, extension_label_weight
+
+logger = logging.getLogger("knowfree.train")
+
+TASK_DEFAULTS = {
+    # appendix G, table 6: weight decay and synthetic-row weight beta per task type
+    "ner": {"weight_decay": 1e-3, "synthetic_weight": 0.4},
+    "segmentation": {"weight_decay": 1e-2, "synthetic_weight": 1.0},
+    "pos": {"weight_decay": 1e-2, "synthetic_weight": 1.0},
+}
+SPAN_WIDTH_MARGIN = 8
+CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", required=True, help="JSONL split folder (train/dev/test.jsonl + labels.txt), a save_to_disk folder, or a Hub dataset repo id")
+    data.add_argument("--k", type=int, help="low-resource train subset of K sentences (uses train_K.jsonl when present; nested 250 < 500 < 1000)")
+    data.add_argument("--k_shot", type=int, help="N-way K-shot greedy sampling instead: every target label gets at least this many mentions")
+    data.add_argument("--train_file", help="a JSONL file replacing the train split (relative to --data)")
+    data.add_argument("--data_seed", type=int, default=42, help="seed of the subset permutation (42 reproduces the shared train_K files)")
+    data.add_argument("--task", choices=sorted(TASK_DEFAULTS), default="ner", help="task type; sets the appendix-G defaults of --weight_decay and --synthetic_weight")
+    data.add_argument("--max_train_rows", type=int, help="cap the train split (for smoke runs)")
+    data.add_argument("--max_eval_rows", type=int, help="cap dev and test (for smoke runs; never for reported figures)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", choices=["knowfree", "token-classification"], default="knowfree", help="KnowFREE span model, or the AutoModelForTokenClassification BIO baseline on the same encoder")
+    model.add_argument("--encoder", default="encoders/multilingual-e5-small", help="pretrained encoder folder or Hub id (build the offline e5 with knowfree-build-encoder)")
+    model.add_argument("--max_span_width", type=int, help="longest span in characters (default: longest training span + %d)" % SPAN_WIDTH_MARGIN)
+    model.add_argument("--decoding", choices=["flat", "nested"], help="default: nested when training spans overlap, else flat")
+    model.add_argument("--no_local_attention", action="store_true", help="ablation: drop the local span attention")
+    model.add_argument("--extension_weight", default="auto", help="alpha for extension labels: 'auto' (eq. 20: 0.5 * mean target count / label count, capped at 1) or a number")
+    model.add_argument("--synthetic_weight", type=float, help="beta for rows marked synthetic (default from --task)")
+    model.add_argument("--threshold", type=float, default=0.5, help="decision threshold on span scores")
+    model.add_argument("--config_overrides", default="", help="other KnowFreeConfig values, e.g. 'projection_size=100,local_attention_window=2' (values parsed as JSON when possible)")
+
+    optimisation = parser.add_argument_group("optimisation")
+    optimisation.add_argument("--encoder_lr", type=float, default=2e-5, help="learning rate of the pretrained encoder")
+    optimisation.add_argument("--head_lr", type=float, default=1e-3, help="learning rate of every other module")
+    optimisation.add_argument("--weight_decay", type=float, help="default from --task (1e-3 NER, 1e-2 segmentation/POS)")
+    optimisation.add_argument("--warmup_ratio", type=float, default=0.1, help="linear warm-up share of the schedule, then linear decay")
+    optimisation.add_argument("--batch_size", type=int, default=8, help="sentences per batch per process")
+    optimisation.add_argument("--eval_batch_size", type=int, default=32)
+    optimisation.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    optimisation.add_argument("--epochs", type=int, default=20)
+    optimisation.add_argument("--max_steps", type=int, help="stop after this many optimizer steps (the schedule spans them)")
+    optimisation.add_argument("--max_grad_norm", type=float, default=1.0)
+    optimisation.add_argument("--freeze_embeddings", action="store_true", help="freeze the encoder's embedding table (96M of e5's 118M parameters; much faster on CPU)")
+    optimisation.add_argument("--seed", type=int, default=42)
+
+    selection = parser.add_argument_group("checkpoints and selection")
+    selection.add_argument("--output_dir", required=True)
+    selection.add_argument("--eval_every", type=int, help="evaluate on dev every N optimizer steps (default: every epoch)")
+    selection.add_argument("--patience", type=int, default=5, help="stop after this many evaluations without dev F1 improvement")
+    selection.add_argument("--max_train_minutes", type=float, help="stop training after this much wall time (then evaluate the best checkpoint)")
+    selection.add_argument("--resume", action="store_true", help="continue from output_dir/checkpoint")
+    selection.add_argument("--interrupt_after_steps", type=int, help=argparse.SUPPRESS)
+    selection.add_argument("--push_to_hub", metavar="REPO", help="push the final model folder (weights, code, tokenizer, card, results) to this Hub repo")
+    selection.add_argument("--hub_private", action="store_true")
+    return parser.parse_args(argv)
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+
+def load_training_corpus(args: argparse.Namespace) -> LabeledCorpus:
+    corpus = load_corpus(args.data, k=args.k, train_file=args.train_file, seed=args.data_seed)
+    splits = corpus.splits
+    if args.k_shot:
+        indices = sample_n_way_k_shot(splits["train"], corpus.labels, args.k_shot, seed=args.data_seed)
+        splits["train"] = splits["train"].select(indices)
+    if args.max_train_rows:
+        splits["train"] = splits["train"].select(range(min(args.max_train_rows, len(splits["train"]))))
+    if args.max_eval_rows:
+        for split in ("dev", "test"):
+            splits[split] = splits[split].select(range(min(args.max_eval_rows, len(splits[split]))))
+    return corpus
+
+
+def spans_overlap(rows) -> bool:
+    for row in rows:
+        spans = sorted((span["start"], span["end"]) for span in row["entities"])
+        if any(later_start < end for (_, end), (later_start, _) in zip(spans, spans[1:])):
+            return True
+    return False
+
+
+def extension_weights(train_rows, target_labels: list[str], extension_labels: list[str], setting: str) -> list[float]:
+    """alpha per extension label: eq. 20 from training counts, or one fixed value."""
+    if setting != "auto":
+        return [float(setting)] * len(extension_labels)
+    target_counts = Counter(span["label"] for row in train_rows for span in row["entities"])
+    extension_counts = Counter(span["label"] for row in train_rows for span in row["extensions"])
+    return [
+        extension_label_weight([target_counts[label] for label in target_labels], extension_counts[label])
+        for label in extension_labels
+    ]
+
+
+# --- models -----------------------------------------------------------------------------------------
+
+
+def parse_overrides(text: str) -> dict:
+    """'a=1,b=flat' -> {"a": 1, "b": "flat"}: JSON values where they parse, strings otherwise."""
+    overrides = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise ValueError(f"--config_overrides: {item!r} is not key=value")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def build_knowfree(args: argparse.Namespace, corpus: LabeledCorpus):
+    train_rows = corpus.splits["train"]
+    widths = [span["end"] - span["start"] for row in train_rows for field in ("entities", "extensions") for span in row[field]]
+    max_span_width = args.max_span_width or (max(widths, default=1) + SPAN_WIDTH_MARGIN)
+    extension_labels = [label for label in corpus.extension_labels if label not in corpus.labels]
+    model = KnowFreeModel.from_encoder(
+        args.encoder,
+        target_labels=list(corpus.labels),
+        extension_labels=extension_labels,
+        extension_label_weights=extension_weights(train_rows, list(corpus.labels), extension_labels, args.extension_weight),
+        synthetic_weight=args.synthetic_weight,
+        max_span_width=max_span_width,
+        decoding=args.decoding or ("nested" if spans_overlap(train_rows) else "flat"),
+        use_local_attention=not args.no_local_attention,
+        threshold=args.threshold,
+        **parse_overrides(args.config_overrides),
+    )
+    wider = sum(width > max_span_width for width in widths)
+    collator = SpanCollator(model.tokenizer, model.config, skip_wider_spans=True)
+    return model, model.tokenizer, collator, wider
+
+
+def build_baseline(args: argparse.Namespace, corpus: LabeledCorpus):
+    model, tokenizer = build_token_classifier(args.encoder, list(corpus.labels))
+    collator = TokenClassificationCollator(tokenizer, list(corpus.labels))
+    return model, tokenizer, collator, 0
+
+
+def predict_spans(args: argparse.Namespace, model, tokenizer, texts: list[str]) -> list[list[dict]]:
+    if args.model == "knowfree":
+        return model.predict(texts, batch_size=args.eval_batch_size)
+    return predict_token_spans(model, tokenizer, texts, batch_size=args.eval_batch_size)
+
+
+def evaluate_split(args, accelerator: Accelerator, model, tokenizer, dataset) -> dict:
+    """Predict a split sharded over processes, gather, and score it with the span metric."""
+    texts = list(dataset["text"])
+    with accelerator.split_between_processes(list(range(len(texts)))) as indices:
+        local = predict_spans(args, accelerator.unwrap_model(model), tokenizer, [texts[index] for index in indices])
+        local = list(zip(indices, local))
+    gathered = gather_object(local) if accelerator.num_processes > 1 else local
+    predictions = [spans for _, spans in sorted(gathered, key=lambda pair: pair[0])]
+    return score_spans(predictions, list(dataset["entities"]))
+
+
+def optimizer_groups(model, args: argparse.Namespace, weight_decay: float) -> list[dict]:
+    """Encoder parameters at the encoder learning rate, everything else at the head rate; no decay on
+    biases and norms."""
+    encoder_prefix = "encoder." if args.model == "knowfree" else model.base_model_prefix + "."
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        is_encoder = name.startswith(encoder_prefix)
+        decays = parameter.ndim > 1 and "norm" not in name.lower()
+        groups.setdefault((is_encoder, decays), []).append(parameter)
+    return [
+        {"params": params, "lr": args.encoder_lr if is_encoder else args.head_lr, "weight_decay": weight_decay if decays else 0.0}
+        for (is_encoder, decays), params in groups.items()
+    ]
+
+
+# --- the loop ---------------------------------------------------------------------------------------
+
+
+def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
+    """The train order of one epoch: a permutation fixed by (seed, epoch), so a resumed run sees it too."""
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).tolist()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    defaults = TASK_DEFAULTS[args.task]
+    weight_decay = defaults["weight_decay"] if args.weight_decay is None else args.weight_decay
+    if args.synthetic_weight is None:
+        args.synthetic_weight = defaults["synthetic_weight"]
+    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    output_dir = Path(args.output_dir)
+    checkpoint_dir, best_dir = output_dir / CHECKPOINT_DIR, output_dir / BEST_DIR
+    set_seed(args.seed)
+
+    corpus = load_training_corpus(args)
+    splits = corpus.splits
+    for split in splits:
+        report = report_unusable(splits[split], max_chars=None)
+        if report["empty_text"]["count"]:
+            logger.warning("%s: %d rows with empty text (kept; they carry no spans)", split, report["empty_text"]["count"])
+    logger.info("data %s: %s; %d target labels, %d extension labels", args.data, {split: len(splits[split]) for split in splits}, len(corpus.labels), len(corpus.extension_labels))
+
+    model, tokenizer, collator, untrainable = (build_knowfree if args.model == "knowfree" else build_baseline)(args, corpus)
+    if untrainable:
+        logger.warning("%d training spans are wider than max_span_width=%s and cannot be learnt (they stay in evaluation)", untrainable, model.config.max_span_width)
+    if args.model == "token-classification":
+        report = alignment_report(list(splits["train"]), tokenizer, list(corpus.labels))
+        logger.warning("token-classification baseline, spans BIO cannot hold exactly in training: %s", report)
+    if args.freeze_embeddings:
+        (model.encoder if args.model == "knowfree" else model.base_model).get_input_embeddings().weight.requires_grad_(False)
+
+    train_rows = splits["train"]
+    batches_per_epoch = math.ceil(len(train_rows) / args.batch_size)
+    updates_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
+    total_updates = args.max_steps or updates_per_epoch * args.epochs
+    optimizer = torch.optim.AdamW(optimizer_groups(model, args, weight_decay))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_updates), total_updates)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    state = TrainingState()
+    if args.resume and (checkpoint_dir / "trainer_state.json").exists():
+        accelerator.load_state(str(checkpoint_dir))
+        state = TrainingState.load(checkpoint_dir)
+        logger.info("resumed from %s at epoch %d, step %d", checkpoint_dir, state.epoch, state.global_step)
+    elif args.resume:
+        logger.info("no checkpoint in %s; starting fresh", checkpoint_dir)
+
+    def save_checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(checkpoint_dir))
+        if accelerator.is_main_process:
+            state.save(checkpoint_dir)
+        accelerator.wait_for_everyone()
+
+    def evaluate_and_select() -> None:
+        model.eval()
+        dev = evaluate_split(args, accelerator, model, tokenizer, splits["dev"])
+        model.train()
+        improved = dev["f1"] > state.best_f1
+        state.history.append({"step": state.global_step, "epoch": state.epoch, "dev_f1": dev["f1"], "dev_precision": dev["precision"], "dev_recall": dev["recall"]})
+        if improved:
+            state.best_f1, state.best_step, state.evaluations_without_improvement = dev["f1"], state.global_step, 0
+            if accelerator.is_main_process:
+                accelerator.unwrap_model(model).save_pretrained(best_dir)
+                tokenizer.save_pretrained(best_dir)
+        else:
+            state.evaluations_without_improvement += 1
+        logger.info(
+            "eval step %d epoch %d: dev P %.4f R %.4f F1 %.4f (best %.4f at step %s)%s",
+            state.global_step, state.epoch, dev["precision"], dev["recall"], dev["f1"], state.best_f1, state.best_step,
+            "" if improved else f", {state.evaluations_without_improvement} without improvement",
+        )
+        state.stopped_early = state.evaluations_without_improvement >= args.patience
+        save_checkpoint()
+
+    started = time.monotonic()
+    model.train()
+    try:
+        while not state.finished and state.epoch < args.epochs and not state.stopped_early:
+            order = epoch_order(len(train_rows), args.seed, state.epoch)
+            # the loader's own generator keeps iterator start-up from drawing on the global RNG, which
+            # drives dropout and is restored on resume
+            loader = DataLoader(
+                [train_rows[index] for index in order],
+                batch_size=args.batch_size,
+                collate_fn=collator,
+                generator=torch.Generator().manual_seed(args.seed + state.epoch),
+            )
+            loader = accelerator.prepare(loader)
+            remaining = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
+            progress = tqdm(remaining, desc=f"epoch {state.epoch + 1}/{args.epochs}", initial=state.batches_in_epoch, total=len(loader), disable=not accelerator.is_main_process)
+            for batch in progress:
+                with accelerator.accumulate(model):
+                    loss = model(**batch).loss
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                state.batches_in_epoch += 1
+                progress.set_postfix(loss=f"{loss.item():.4f}")
+                if not accelerator.sync_gradients:
+                    continue
+                state.global_step += 1
+                if args.interrupt_after_steps and state.global_step == args.interrupt_after_steps and not args.resume:
+                    raise KeyboardInterrupt
+                out_of_steps = args.max_steps is not None and state.global_step >= args.max_steps
+                out_of_time = args.max_train_minutes is not None and time.monotonic() - started > 60 * args.max_train_minutes
+                if args.eval_every and state.global_step % args.eval_every == 0:
+                    evaluate_and_select()
+                if out_of_steps or out_of_time or state.stopped_early:
+                    if out_of_time:
+                        logger.info("time budget of %.1f minutes reached", args.max_train_minutes)
+                    state.finished = True
+                    break
+            else:
+                state.epoch += 1
+                state.batches_in_epoch = 0
+                if not args.eval_every:
+                    evaluate_and_select()
+                continue
+            break
+    except KeyboardInterrupt:
+        logger.warning("interrupted at step %d: saving a checkpoint; continue with --resume", state.global_step)
+        save_checkpoint()
+        raise SystemExit(130)
+    if state.best_step is None or (state.history and state.history[-1]["step"] != state.global_step):
+        evaluate_and_select()
+    state.finished = True
+    save_checkpoint()
+    return finish(args, accelerator, corpus, tokenizer, state, time.monotonic() - started)
+
+
+def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, state: TrainingState, train_seconds: float) -> dict:
+    """Reload the dev-selected model, score test, write the model folder, card and results; push."""
+    output_dir = Path(args.output_dir)
+    best_dir = output_dir / BEST_DIR
+    if args.model == "knowfree":
+        best = KnowFreeModel.from_pretrained(best_dir)
+    else:
+        best, _ = build_token_classifier(best_dir, list(corpus.labels))
+    best.to(accelerator.device).eval()
+    dev = next(entry for entry in state.history if entry["step"] == state.best_step)
+    test = evaluate_split(args, accelerator, best, tokenizer, corpus.splits["test"])
+    results = {
+        "model": args.model,
+        "data": str(args.data),
+        "train_rows": len(corpus.splits["train"]),
+        "best_step": state.best_step,
+        "dev": {"precision": dev["dev_precision"], "recall": dev["dev_recall"], "f1": dev["dev_f1"]},
+        "test": test,
+        "train_seconds": round(train_seconds, 1),
+        "history": state.history,
+    }
+    if accelerator.is_main_process:
+        best.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+        (output_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+        settings = {key: value for key, value in vars(args).items() if key not in ("push_to_hub", "interrupt_after_steps")}
+        (output_dir / "training_args.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+        extension_labels = list(getattr(best.config, "extension_labels", []) or [])
+        write_model_card(
+            output_dir,
+            model_name=args.push_to_hub or output_dir.name,
+            architecture="KnowFREE span" if args.model == "knowfree" else "token-classification (BIO)",
+            task={"ner": "named-entity-recognition", "segmentation": "word-segmentation", "pos": "part-of-speech-tagging"}[args.task],
+            dataset=str(args.data),
+            base_model=str(args.encoder),
+            train_rows=len(corpus.splits["train"]),
+            subset_note=f", K = {args.k}" if args.k else "",
+            target_labels=list(corpus.labels),
+            extension_labels=extension_labels,
+            dev_metrics=results["dev"],
+            test_metrics=test,
+            settings=settings,
+            command="accelerate launch train.py " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]),
+            examples=list(corpus.splits["test"]["text"][:3]),
+            repo_or_path=args.push_to_hub or str(output_dir),
+        )
+        print_report(results)
+        if args.push_to_hub:
+            push_folder(output_dir, args.push_to_hub, args.hub_private)
+    accelerator.wait_for_everyone()
+    return results
+
+
+def print_report(results: dict) -> None:
+    test = results["test"]
+    lines = [
+        f"best dev F1 {results['dev']['f1']:.4f} at step {results['best_step']}; training took {results['train_seconds']:.0f} s",
+        f"test  P {test['precision']:.4f}  R {test['recall']:.4f}  F1 {test['f1']:.4f}  ({test['num_correct']}/{test['num_gold']} gold spans found, {test['num_predicted']} predicted)",
+    ]
+    for label, figures in sorted(test["per_label"].items()):
+        lines.append(f"  {label:<16} P {figures['precision']:.4f}  R {figures['recall']:.4f}  F1 {figures['f1']:.4f}  support {figures['support']}")
+    print("\n".join(lines), flush=True)
+
+
+def push_folder(folder: Path, repo_id: str, private: bool) -> None:
+    """Upload the final model folder (not the checkpoints) to the Hub."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=[f"{CHECKPOINT_DIR}/*", f"{BEST_DIR}/*"], commit_message="Upload KnowFREE model")
+    logger.info("pushed %s to %s", folder, repo_id)
+
+
+if __name__ == "__main__":
+    main()
