@@ -32,7 +32,7 @@ from knowfree.model_card import write_model_card
 from knowfree.sampling import sample_n_way_k_shot
 from knowfree.token_baseline import TokenClassificationCollator, alignment_report, build_token_classifier, predict_token_spans
 from knowfree.training_state import TrainingState
-from modeling_knowfree import KnowFreeModel, extension_label_weight
+from modeling_knowfree import KnowFreeModel, band_cell_count, extension_label_weight
 
 logger = logging.getLogger("knowfree.train")
 
@@ -167,6 +167,9 @@ def build_knowfree(args: argparse.Namespace, corpus: LabeledCorpus):
         threshold=args.threshold,
         **parse_overrides(args.config_overrides),
     )
+    label_counts = Counter(span["label"] for row in train_rows for field in ("entities", "extensions") for span in row[field])
+    num_cells = sum(band_cell_count(len(text), max_span_width) for text in train_rows["text"])
+    model.initialize_label_priors([label_counts[label] for label in model.config.labels], num_cells)
     wider = sum(width > max_span_width for width in widths)
     collator = SpanCollator(model.tokenizer, model.config, skip_wider_spans=True)
     return model, model.tokenizer, collator, wider

@@ -18,6 +18,9 @@ from modeling_knowfree import (
     KnowFreeSpanHead,
     SpanCandidate,
     align_characters,
+    band_cell_count,
+    band_span_mask,
+    band_width,
     collate_windows,
     decode_spans,
     extension_label_weight,
@@ -201,6 +204,21 @@ def test_extension_label_weight_formula():
     assert extension_label_weight([100], 10) == 1.0
     with pytest.raises(ValueError):
         extension_label_weight([1], 0)
+
+
+@pytest.mark.parametrize("length,width_limit", [(1, None), (7, None), (7, 3), (3, 7), (10, 10)])
+def test_band_cell_count_matches_the_band_mask(length, width_limit):
+    mask = band_span_mask(torch.ones(1, length, dtype=torch.bool), band_width(length, width_limit))
+    assert band_cell_count(length, width_limit) == mask.sum().item()
+
+
+def test_label_priors_set_the_classifier_bias_to_log_odds(bert_tokenizer):
+    model = tiny_model(bert_tokenizer, extension_labels=["WORD"])
+    model.initialize_label_priors([10, 0, 5, 500], num_cells=1000)
+    expected = torch.tensor([0.01, 0.001, 0.005, 0.5]).logit()
+    assert torch.allclose(model.span_head.classifier.bias, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="label counts"):
+        model.initialize_label_priors([1, 2], num_cells=10)
 
 
 def test_span_wider_than_band_is_an_error():
