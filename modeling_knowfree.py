@@ -177,6 +177,29 @@ def split_into_windows(
     return windows
 
 
+def spans_in_windows(windows: list[TextWindow], spans_per_text: list[list[tuple]]) -> list[list[tuple]]:
+    """The (start, end, label) spans lying wholly inside each window, shifted to window offsets.
+
+    Training uses it so that long texts are learnt window by window. A span that fits in no window
+    could never be learnt, so it is an error rather than a silent loss.
+    """
+    placed: list[set] = [set() for _ in spans_per_text]
+    per_window = []
+    for window in windows:
+        inside = []
+        for span in spans_per_text[window.text_index]:
+            start, end = span[0], span[1]
+            if window.char_start <= start and end <= window.char_end:
+                inside.append((start - window.char_start, end - window.char_start, *span[2:]))
+                placed[window.text_index].add(span)
+        per_window.append(inside)
+    for text_index, spans in enumerate(spans_per_text):
+        missing = set(spans) - placed[text_index]
+        if missing:
+            raise ValueError(f"spans {sorted(missing)} of text {text_index} fit in no encoder window")
+    return per_window
+
+
 def max_window_tokens(tokenizer: PreTrainedTokenizerBase, config: KnowFreeConfig) -> int:
     """Text tokens that fit the encoder once the tokenizer's special tokens are added."""
     limits = [getattr(config.encoder_config, "max_position_embeddings", 512)]
@@ -198,27 +221,31 @@ def text_windows(
     return windows
 
 
+def pad_windows(windows: list[TextWindow], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
+    """Frame each window's tokens with the tokenizer's special tokens and pad: `input_ids`, `attention_mask`."""
+    prefix, suffix = special_token_frame(tokenizer)
+    rows = [prefix + window.token_ids + suffix for window in windows]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(rows), max(len(row) for row in rows)), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for index, row in enumerate(rows):
+        input_ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention_mask[index, : len(row)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
 def collate_windows(windows: list[TextWindow], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
     """Pad a batch of windows into the tensors `KnowFreeModel.forward` takes."""
-    prefix, suffix = special_token_frame(tokenizer)
-    input_rows, alignment_rows = [], []
-    for window in windows:
-        shifted_offsets = [(0, 0)] * len(prefix) + window.token_offsets
-        input_rows.append(prefix + window.token_ids + suffix)
-        alignment_rows.append(align_characters(len(window.text), shifted_offsets))
+    prefix_length = len(special_token_frame(tokenizer)[0])
     batch_size = len(windows)
-    max_tokens = max(len(row) for row in input_rows)
     max_chars = max(1, max(len(window.text) for window in windows))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((batch_size, max_tokens), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((batch_size, max_tokens), dtype=torch.long)
     char_token_index = torch.zeros((batch_size, max_chars), dtype=torch.long)
     char_piece_start = torch.zeros((batch_size, max_chars), dtype=torch.long)
     char_piece_end = torch.zeros((batch_size, max_chars), dtype=torch.long)
     char_mask = torch.zeros((batch_size, max_chars), dtype=torch.bool)
-    for row, (ids, (token_of_char, from_start, from_end)) in enumerate(zip(input_rows, alignment_rows)):
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, : len(ids)] = 1
+    for row, window in enumerate(windows):
+        offsets = [(0, 0)] * prefix_length + window.token_offsets
+        token_of_char, from_start, from_end = align_characters(len(window.text), offsets)
         length = len(token_of_char)
         if length:
             char_token_index[row, :length] = torch.tensor(token_of_char, dtype=torch.long)
@@ -226,8 +253,7 @@ def collate_windows(windows: list[TextWindow], tokenizer: PreTrainedTokenizerBas
             char_piece_end[row, :length] = torch.tensor(from_end, dtype=torch.long)
             char_mask[row, :length] = True
     return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
+        **pad_windows(windows, tokenizer),
         "char_token_index": char_token_index,
         "char_piece_start": char_piece_start,
         "char_piece_end": char_piece_end,

@@ -12,7 +12,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from configuration_knowfree import KnowFreeConfig
-from modeling_knowfree import TextWindow, band_width, collate_windows, span_label_grid, text_windows
+from modeling_knowfree import TextWindow, band_width, collate_windows, span_label_grid, spans_in_windows, text_windows
 
 
 class SpanCollator:
@@ -49,21 +49,11 @@ class SpanCollator:
     def windows_with_spans(self, rows: Sequence[dict]) -> list[tuple[TextWindow, list[tuple[int, int, int]], bool]]:
         """Every window of every row with the spans it contains wholly, in window offsets."""
         windows = text_windows([row["text"] for row in rows], self.tokenizer, self.config, self.max_tokens)
-        examples = []
-        covered = [set() for _ in rows]
-        for window in windows:
-            row = rows[window.text_index]
-            inside = []
-            for start, end, label in self.row_spans(row):
-                if window.char_start <= start and end <= window.char_end:
-                    inside.append((start - window.char_start, end - window.char_start, label))
-                    covered[window.text_index].add((start, end, label))
-            examples.append((window, inside, bool(row.get("synthetic", False))))
-        for row, seen in zip(rows, covered):
-            missing = set(self.row_spans(row)) - seen
-            if missing:
-                raise ValueError(f"spans {sorted(missing)} of text {row['text'][:30]!r} fit in no encoder window")
-        return examples
+        spans = spans_in_windows(windows, [self.row_spans(row) for row in rows])
+        return [
+            (window, window_spans, bool(rows[window.text_index].get("synthetic", False)))
+            for window, window_spans in zip(windows, spans)
+        ]
 
     def __call__(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
         examples = self.windows_with_spans(rows)

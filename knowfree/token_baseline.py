@@ -33,7 +33,15 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from modeling_knowfree import UNCOVERED, TextWindow, align_characters, special_token_frame, split_into_windows
+from modeling_knowfree import (
+    UNCOVERED,
+    TextWindow,
+    align_characters,
+    pad_windows,
+    spans_in_windows,
+    special_token_frame,
+    split_into_windows,
+)
 
 IGNORE_INDEX = -100
 """The label `torch.nn.CrossEntropyLoss` (and so every `*ForTokenClassification`) skips."""
@@ -221,23 +229,17 @@ def windows_of(text: str, text_index: int, tokenizer: PreTrainedTokenizerBase, m
 def batch_windows(
     windows: Sequence[TextWindow], tokenizer: PreTrainedTokenizerBase, tag_rows: Sequence[list[int]] | None = None
 ) -> dict[str, torch.Tensor]:
-    """Pad windows, framed by the tokenizer's special tokens, into `input_ids`/`attention_mask`
-    (and `labels` when `tag_rows` are given, `IGNORE_INDEX` on special and padding tokens)."""
-    prefix, suffix = special_token_frame(tokenizer)
-    length = max(len(prefix) + len(window.token_ids) + len(suffix) for window in windows)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(windows), length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(windows), length), dtype=torch.long)
-    labels = torch.full((len(windows), length), IGNORE_INDEX, dtype=torch.long)
-    for row, window in enumerate(windows):
-        ids = prefix + window.token_ids + suffix
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, : len(ids)] = 1
-        if tag_rows is not None and window.token_ids:
-            labels[row, len(prefix) : len(prefix) + len(window.token_ids)] = torch.tensor(tag_rows[row], dtype=torch.long)
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if tag_rows is not None:
-        batch["labels"] = labels
+    """Pad windows into `input_ids`/`attention_mask` (and `labels` when `tag_rows` are given,
+    `IGNORE_INDEX` on special and padding tokens)."""
+    batch = pad_windows(list(windows), tokenizer)
+    if tag_rows is None:
+        return batch
+    prefix_length = len(special_token_frame(tokenizer)[0])
+    labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
+    for row, (window, tags) in enumerate(zip(windows, tag_rows)):
+        if window.token_ids:
+            labels[row, prefix_length : prefix_length + len(window.token_ids)] = torch.tensor(tags, dtype=torch.long)
+    batch["labels"] = labels
     return batch
 
 
@@ -257,23 +259,17 @@ class TokenClassificationCollator:
 
     def examples(self, rows: Sequence[Mapping]) -> list[tuple[TextWindow, list[int], SpanLoss]]:
         """Every window of every row with its token tags and what tagging it lost."""
+        windows = [
+            window
+            for text_index, row in enumerate(rows)
+            for window in windows_of(row["text"], text_index, self.tokenizer, self.max_tokens)
+        ]
+        spans = [[(entity["start"], entity["end"], entity["label"]) for entity in row.get("entities") or []] for row in rows]
         examples = []
-        for text_index, row in enumerate(rows):
-            entities = row.get("entities") or []
-            placed = set()
-            for window in windows_of(row["text"], text_index, self.tokenizer, self.max_tokens):
-                inside = []
-                for entity in entities:
-                    if window.char_start <= entity["start"] and entity["end"] <= window.char_end:
-                        placed.add((entity["start"], entity["end"], entity["label"]))
-                        inside.append(
-                            {"start": entity["start"] - window.char_start, "end": entity["end"] - window.char_start, "label": entity["label"]}
-                        )
-                tag_ids, loss = token_tags(window.text, inside, window.token_offsets, self.tag_to_id)
-                examples.append((window, tag_ids, loss))
-            missing = {(entity["start"], entity["end"], entity["label"]) for entity in entities} - placed
-            if missing:
-                raise ValueError(f"spans {sorted(missing)} of text {row['text'][:30]!r} fit in no encoder window")
+        for window, inside in zip(windows, spans_in_windows(windows, spans)):
+            entities = [{"start": start, "end": end, "label": label} for start, end, label in inside]
+            tag_ids, loss = token_tags(window.text, entities, window.token_offsets, self.tag_to_id)
+            examples.append((window, tag_ids, loss))
         return examples
 
     def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
