@@ -12,7 +12,9 @@ pip install --quiet -e ".[train]"
 knowfree-build-encoder --output-dir encoders/multilingual-e5-small --sentence-transformers-dir encoders/multilingual-e5-small-st
 
 OUTPUT=${OUTPUT:-outputs/quickstart-weibo-250}
-accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no train.py \
+# accelerate launch sets OMP_NUM_THREADS=1 unless told otherwise: give the one process every core
+accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
+    --num_cpu_threads_per_process "$(nproc)" train.py \
     --data examples/weibo --k 250 --task ner \
     --encoder encoders/multilingual-e5-small --freeze_embeddings \
     --epochs "${EPOCHS:-12}" --max_train_minutes "${MAX_TRAIN_MINUTES:-11}" --patience 4 \
