@@ -341,10 +341,14 @@ class KnowFreeLocalAttention(nn.Module):
 
     Span (i, j) attends to the spans (i, j') of its own start row with |j - j'| <= w, skipping
     cells outside the text. In the (start, width) layout those are the cells (i, k') with
-    |k - k'| <= w, so each cell reads only its 2w+1 neighbours along the width axis: no L x L
-    attention matrix exists. Input (B, L, W, D~) and the band mask (B, L, W); output (B, L, W, D~),
-    LayerNorm(concat of heads).
+    |k - k'| <= w. The width axis is cut into blocks of about `BLOCK` cells; the queries of a block
+    are scored against the keys of that block widened by w on each side, through one batched matrix
+    product, and the mask keeps exactly the |k - k'| <= w neighbours. Each score matrix is
+    block x (block + 2w), so no L x L attention matrix exists and the cost grows linearly with W.
+    Input (B, L, W, D~) and the band mask (B, L, W); output (B, L, W, D~), LayerNorm(concat of heads).
     """
+
+    BLOCK = 16
 
     def __init__(self, config: KnowFreeConfig):
         super().__init__()
@@ -358,23 +362,28 @@ class KnowFreeLocalAttention(nn.Module):
 
     def forward(self, spans: torch.Tensor, span_mask: torch.Tensor) -> torch.Tensor:
         batch, length, width, hidden = spans.shape
-        shape = (batch, length, width, self.heads, self.head_size)
-        query = self.query(spans).view(shape) / self.head_size**0.5
-        pad = (0, 0, 0, 0, self.window, self.window)
-        key = F.pad(self.key(spans).view(shape), pad)
-        value = F.pad(self.value(spans).view(shape), pad)
-        neighbour_mask = F.pad(span_mask, (self.window, self.window), value=False)
-        offsets = range(2 * self.window + 1)
-        scores = torch.stack(
-            [(query * key[:, :, offset : offset + width]).sum(-1) for offset in offsets], dim=-1
-        )
-        allowed = torch.stack([neighbour_mask[:, :, offset : offset + width] for offset in offsets], dim=-1)
-        scores = scores.masked_fill(~allowed[:, :, :, None, :], torch.finfo(scores.dtype).min)
-        weights = scores.softmax(-1)
-        attended = sum(
-            weights[..., offset, None] * value[:, :, offset : offset + width] for offset in offsets
-        )
-        return self.norm(attended.reshape(batch, length, width, hidden))
+        blocks = -(-width // self.BLOCK)
+        block = -(-width // blocks)
+        padded_width = blocks * block
+        reach = block + 2 * self.window
+        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
+        projected = F.linear(spans, weight).view(batch, length, width, 3, self.heads, self.head_size)
+        query, key, value = projected.unbind(3)
+
+        query = F.pad(query, (0, 0, 0, 0, 0, padded_width - width)) / self.head_size**0.5
+        query = query.view(batch, length, blocks, block, self.heads, self.head_size).permute(0, 1, 4, 2, 3, 5)
+        widened = (0, 0, 0, 0, self.window, padded_width - width + self.window)
+        key = F.pad(key, widened).unfold(2, reach, block).permute(0, 1, 3, 2, 5, 4)
+        value = F.pad(value, widened).unfold(2, reach, block).permute(0, 1, 3, 2, 5, 4)
+
+        offsets = torch.arange(reach, device=spans.device)[None, :] - torch.arange(block, device=spans.device)[:, None]
+        near = (offsets >= 0) & (offsets <= 2 * self.window)
+        key_is_span = F.pad(span_mask, (self.window, padded_width - width + self.window), value=False).unfold(2, reach, block)
+        allowed = near & key_is_span[:, :, None, :, None, :]
+        scores = (query @ key.transpose(-1, -2)).masked_fill(~allowed, torch.finfo(spans.dtype).min)
+        attended = scores.softmax(-1) @ value
+        attended = attended.permute(0, 1, 3, 4, 2, 5).reshape(batch, length, padded_width, hidden)[:, :, :width]
+        return self.norm(attended)
 
 
 class KnowFreeLabelClassifier(nn.Linear):

@@ -100,7 +100,7 @@ def padded_mask(lengths: list[int]) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     "lengths,window,heads",
-    [([9, 6, 2], 2, 4), ([17, 17, 11], 3, 2), ([12, 5, 1], 0, 4), ([33, 20, 30], 5, 5), ([7, 7, 7], 10, 10)],
+    [([9, 6, 2], 2, 4), ([17, 17, 11], 3, 2), ([12, 5, 1], 0, 4), ([33, 20, 30], 5, 5), ([7, 7, 7], 10, 10), ([45, 30], 20, 4)],
 )
 def test_band_head_equals_reference_without_width_limit(lengths, window, heads):
     torch.manual_seed(len(lengths) + window)
