@@ -259,18 +259,6 @@ def load_corpus(
     return LabeledCorpus(DatasetDict(built), opened.labels.names, tuple(sorted(extension_labels)))
 
 
-def load_splits(
-    source: str | Path,
-    splits: Sequence[str] = ("train", "dev", "test"),
-    train_file: str | Path | None = None,
-    labels: Sequence[str] | None = None,
-    k: int | None = None,
-    seed: int = DEFAULT_SEED,
-) -> DatasetDict:
-    """`load_corpus(...).splits`, for callers that do not need the label set."""
-    return load_corpus(source, splits, train_file, labels, k, seed).splits
-
-
 def report_unusable(dataset: Dataset, max_chars: int | None) -> dict:
     """Rows a model cannot use as they are: longer than `max_chars`, or with empty text.
 

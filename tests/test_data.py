@@ -9,7 +9,7 @@ from datasets import Dataset, DatasetDict
 from hub_server import FAKE_USER, LocalHub, run_against_hub
 
 from knowfree import data
-from knowfree.data import FEATURES, DataError, load_corpus, load_splits, report_unusable
+from knowfree.data import FEATURES, DataError, load_corpus, report_unusable
 from knowfree.sampling import take_k
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -193,7 +193,7 @@ def test_bad_labels_file(tmp_path, labels_text, message):
 
 def test_requested_splits_only(tmp_path):
     folder = write_corpus(tmp_path / "weibo", {"train": GOOD_ROWS})
-    assert list(load_splits(folder, splits=("train",))) == ["train"]
+    assert list(load_corpus(folder, splits=("train",)).splits) == ["train"]
 
 
 def test_source_that_is_neither_folder_nor_repo_id(tmp_path):

@@ -3,8 +3,8 @@ collator's windows, learning, long-text prediction, the input contract, and buil
 
 import pytest
 import torch
-from conftest import build_bert_char_tokenizer
-from transformers import BertConfig, BertForTokenClassification, BertModel
+from conftest import build_bert_char_tokenizer, tiny_config, write_tiny_encoder
+from transformers import BertForTokenClassification, BertModel
 
 from knowfree.token_baseline import (
     IGNORE_INDEX,
@@ -233,19 +233,10 @@ TRAINING_TEXTS = [
 
 def tiny_token_classifier(tokenizer, seed: int = 0) -> BertForTokenClassification:
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        num_labels=len(TAGS),
-        id2label=dict(enumerate(TAGS)),
-        label2id=TAG_TO_ID,
-    )
+    config = tiny_config(len(tokenizer), ["A"]).encoder_config
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    config.num_labels = len(TAGS)
+    config.id2label, config.label2id = dict(enumerate(TAGS)), TAG_TO_ID
     return BertForTokenClassification(config)
 
 
@@ -330,13 +321,8 @@ def test_predict_restores_the_training_mode(trained_classifier):
 
 
 def test_build_token_classifier_from_a_local_folder(tmp_path, bert_tokenizer):
-    torch.manual_seed(0)
-    encoder = BertModel(
-        BertConfig(vocab_size=len(bert_tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
-        add_pooling_layer=False,
-    )
-    encoder.save_pretrained(tmp_path)
-    bert_tokenizer.save_pretrained(tmp_path)
+    write_tiny_encoder(tmp_path, bert_tokenizer)
+    encoder = BertModel.from_pretrained(tmp_path)
     model, tokenizer = build_token_classifier(tmp_path, ["LOC", "PER"])
     assert isinstance(model, BertForTokenClassification)
     assert model.config.num_labels == 5
