@@ -154,7 +154,10 @@ def build_knowfree(args: argparse.Namespace, corpus: LabeledCorpus):
     train_rows = corpus.splits["train"]
     widths = [span["end"] - span["start"] for row in train_rows for field in ("entities", "extensions") for span in row[field]]
     max_span_width = args.max_span_width or (max(widths, default=1) + SPAN_WIDTH_MARGIN)
-    extension_labels = [label for label in corpus.extension_labels if label not in corpus.labels]
+    extension_labels = list(corpus.extension_labels)
+    colliding = sorted(set(extension_labels) & set(corpus.labels))
+    if colliding:
+        raise ValueError(f"{args.data}: extension labels {colliding} have the names of target labels; rename them in the augmented data")
     model = KnowFreeModel.from_encoder(
         args.encoder,
         target_labels=list(corpus.labels),

@@ -133,3 +133,11 @@ print(json.dumps({"labels": model.config.target_labels, "spans": model.predict("
     reply = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert reply["labels"] == LABELS and reply["card"]
     assert isinstance(reply["spans"], list)
+
+
+def test_extension_labels_named_like_targets_are_refused(workspace, tmp_path):
+    root, _, encoder = workspace
+    rows = [dict(row, extensions=[{"start": 0, "end": 1, "label": "PER"}]) for row in training_rows()]
+    corpus = write_corpus(tmp_path / "fusion", {"train": rows, "dev": rows[:4], "test": rows[4:8]}, LABELS)
+    with pytest.raises(ValueError, match=r"extension labels \['PER'\] have the names of target labels"):
+        train.main(arguments(corpus, encoder, tmp_path / "out"))
