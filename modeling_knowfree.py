@@ -200,9 +200,9 @@ def spans_in_windows(windows: list[TextWindow], spans_per_text: list[list[tuple]
     return per_window
 
 
-def max_window_tokens(tokenizer: PreTrainedTokenizerBase, config: KnowFreeConfig) -> int:
-    """Text tokens that fit the encoder once the tokenizer's special tokens are added."""
-    limits = [getattr(config.encoder_config, "max_position_embeddings", 512)]
+def max_window_tokens(tokenizer: PreTrainedTokenizerBase, max_positions: int) -> int:
+    """Text tokens that fit an encoder of `max_positions` once the tokenizer's special tokens are added."""
+    limits = [max_positions]
     if tokenizer.model_max_length < 1_000_000:
         limits.append(tokenizer.model_max_length)
     prefix, suffix = special_token_frame(tokenizer)
@@ -213,7 +213,7 @@ def text_windows(
     texts: list[str], tokenizer: PreTrainedTokenizerBase, config: KnowFreeConfig, max_tokens: int | None = None
 ) -> list[TextWindow]:
     """All encoder windows of `texts`; the overlap is twice the widest span the model can emit."""
-    max_tokens = max_tokens or max_window_tokens(tokenizer, config)
+    max_tokens = max_tokens or max_window_tokens(tokenizer, getattr(config.encoder_config, "max_position_embeddings", 512))
     overlap_tokens = min(max_tokens // 2, 2 * (config.max_span_width or 64))
     windows: list[TextWindow] = []
     for text_index, text in enumerate(texts):

@@ -37,6 +37,7 @@ from modeling_knowfree import (
     UNCOVERED,
     TextWindow,
     align_characters,
+    max_window_tokens,
     pad_windows,
     spans_in_windows,
     special_token_frame,
@@ -217,8 +218,7 @@ def _finished(span: dict) -> dict:
 
 def window_token_limit(tokenizer: PreTrainedTokenizerBase, max_positions: int = MAX_POSITIONS) -> int:
     """Text tokens per window: the encoder limit (at most 512) minus the tokenizer's special tokens."""
-    prefix, suffix = special_token_frame(tokenizer)
-    return min(max_positions, MAX_POSITIONS, tokenizer.model_max_length) - len(prefix) - len(suffix)
+    return max_window_tokens(tokenizer, min(max_positions, MAX_POSITIONS))
 
 
 def windows_of(text: str, text_index: int, tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> list[TextWindow]:
