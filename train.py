@@ -152,7 +152,8 @@ def parse_overrides(text: str) -> dict:
 
 def build_knowfree(args: argparse.Namespace, corpus: LabeledCorpus):
     train_rows = corpus.splits["train"]
-    widths = [span["end"] - span["start"] for row in train_rows for field in ("entities", "extensions") for span in row[field]]
+    spans = [span for row in train_rows for field in ("entities", "extensions") for span in row[field]]
+    widths = [span["end"] - span["start"] for span in spans]
     max_span_width = args.max_span_width or (max(widths, default=1) + SPAN_WIDTH_MARGIN)
     extension_labels = list(corpus.extension_labels)
     colliding = sorted(set(extension_labels) & set(corpus.labels))
@@ -170,7 +171,7 @@ def build_knowfree(args: argparse.Namespace, corpus: LabeledCorpus):
         threshold=args.threshold,
         **parse_overrides(args.config_overrides),
     )
-    label_counts = Counter(span["label"] for row in train_rows for field in ("entities", "extensions") for span in row[field])
+    label_counts = Counter(span["label"] for span in spans)
     num_cells = sum(band_cell_count(len(text), max_span_width) for text in train_rows["text"])
     model.initialize_label_priors([label_counts[label] for label in model.config.labels], num_cells)
     wider = sum(width > max_span_width for width in widths)
