@@ -42,6 +42,6 @@ setup(
         "tests": TESTS + TRAIN + AUGMENT,
         "all": TRAIN + AUGMENT + SPACE + TESTS,
     },
-    entry_points={"console_scripts": ["knowfree-build-encoder = knowfree.encoder:main"]},
+    entry_points={"console_scripts": ["knowfree-build-encoder = knowfree.encoder:main", "knowfree-augment = augment.cli:main"]},
     license="Apache-2.0",
 )

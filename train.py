@@ -28,11 +28,12 @@ from transformers import get_linear_schedule_with_warmup
 from knowfree.collate import SpanCollator
 from knowfree.data import LabeledCorpus, load_corpus, report_unusable
 from knowfree.evaluation import score_spans
+from knowfree.label_weights import extension_alphas
 from knowfree.model_card import write_model_card
 from knowfree.sampling import sample_n_way_k_shot
 from knowfree.token_baseline import TokenClassificationCollator, alignment_report, build_token_classifier, predict_token_spans
 from knowfree.training_state import TrainingState
-from modeling_knowfree import KnowFreeModel, band_cell_count, extension_label_weight
+from modeling_knowfree import KnowFreeModel, band_cell_count
 
 logger = logging.getLogger("knowfree.train")
 
@@ -53,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--data", required=True, help="JSONL split folder (train/dev/test.jsonl + labels.txt), a save_to_disk folder, or a Hub dataset repo id")
     data.add_argument("--k", type=int, help="low-resource train subset of K sentences (uses train_K.jsonl when present; nested 250 < 500 < 1000)")
     data.add_argument("--k_shot", type=int, help="N-way K-shot greedy sampling instead: every target label gets at least this many mentions")
+    data.add_argument("--train_split", default="train", help="split(s) to train on, comma-separated and concatenated: 'fusion' or 'fusion,synthetic' for a knowfree-augment dataset")
     data.add_argument("--train_file", help="a JSONL file replacing the train split (relative to --data)")
     data.add_argument("--data_seed", type=int, default=42, help="seed of the subset permutation (42 reproduces the shared train_K files)")
     data.add_argument("--task", choices=sorted(TASK_DEFAULTS), default="ner", help="task type; sets the appendix-G defaults of --weight_decay and --synthetic_weight")
@@ -100,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_training_corpus(args: argparse.Namespace) -> LabeledCorpus:
-    corpus = load_corpus(args.data, k=args.k, train_file=args.train_file, seed=args.data_seed)
+    corpus = load_corpus(args.data, k=args.k, train_file=args.train_file, seed=args.data_seed, train_splits=args.train_split.split(","))
     splits = corpus.splits
     if args.k_shot:
         indices = sample_n_way_k_shot(splits["train"], corpus.labels, args.k_shot, seed=args.data_seed)
@@ -125,12 +127,7 @@ def extension_weights(train_rows, target_labels: list[str], extension_labels: li
     """alpha per extension label: eq. 20 from training counts, or one fixed value."""
     if setting != "auto":
         return [float(setting)] * len(extension_labels)
-    target_counts = Counter(span["label"] for row in train_rows for span in row["entities"])
-    extension_counts = Counter(span["label"] for row in train_rows for span in row["extensions"])
-    return [
-        extension_label_weight([target_counts[label] for label in target_labels], extension_counts[label])
-        for label in extension_labels
-    ]
+    return extension_alphas(train_rows, target_labels, extension_labels)
 
 
 # --- models -----------------------------------------------------------------------------------------

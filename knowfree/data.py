@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, Features, List, Value, load_dataset, load_from_disk
+from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets, load_dataset, load_from_disk
 from huggingface_hub import hf_hub_download
 
 from knowfree.sampling import DEFAULT_SEED, take_k
@@ -229,6 +229,7 @@ def load_corpus(
     labels: Sequence[str] | None = None,
     k: int | None = None,
     seed: int = DEFAULT_SEED,
+    train_splits: Sequence[str] = ("train",),
 ) -> LabeledCorpus:
     """Load, validate and normalise `splits` of a corpus from any supported source.
 
@@ -237,14 +238,24 @@ def load_corpus(
     (in the folder, or in the Hub repo). `train_file` replaces the train split by a JSONL file; a
     relative path resolves against a local source folder (the working directory for a Hub source).
     `k` keeps a low-resource train subset: the folder's `train_{k}.jsonl` when it exists and `seed` is
-    42 (the shared files' construction), else `take_k(train, k, seed)`. Rows are never dropped: an
+    42 (the shared files' construction), else `take_k(train, k, seed)`. `train_splits` names the
+    stored splits concatenated, in order, into the train split (an augmented dataset's
+    `("fusion", "synthetic")`). Rows are never dropped: an
     invalid row raises `DataError` naming its file and 1-based line, or its split and 0-based row.
     """
     if (train_file is not None or k is not None) and "train" not in splits:
         raise ValueError("train_file and k apply to the train split, which is not among the requested splits")
     if train_file is not None and k is not None:
         raise ValueError("pass either train_file or k, not both")
-    opened = _open_source(source, splits, labels)
+    train_splits = tuple(train_splits)
+    custom_train = train_splits != ("train",)
+    if custom_train and (train_file is not None or k is not None or "train" not in splits):
+        raise ValueError("train_splits replaces the train split; it cannot be combined with train_file or k")
+    if not train_splits or len(set(train_splits)) != len(train_splits):
+        raise ValueError(f"train_splits must name distinct splits, got {list(train_splits)}")
+    stored_names = [split for split in splits if split != "train" or not custom_train]
+    stored_names += [split for split in train_splits if custom_train and split not in stored_names]
+    opened = _open_source(source, stored_names, labels)
     raw_splits = dict(opened.raw_splits)
     prepared_subset = _prepared_subset(opened.folder, k, seed)
     if train_file is not None:
@@ -253,6 +264,9 @@ def load_corpus(
         raw_splits["train"] = _jsonl_rows(prepared_subset)
 
     built = {split: _build_split(rows, opened.labels) for split, rows in raw_splits.items()}
+    if custom_train:
+        built["train"] = concatenate_datasets([built[split] for split in train_splits])
+        built = {split: built[split] for split in splits}
     if k is not None and prepared_subset is None:
         built["train"] = take_k(built["train"], k, seed)
     extension_labels = {span["label"] for dataset in built.values() for row in dataset["extensions"] for span in row}

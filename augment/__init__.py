@@ -1,0 +1,1 @@
+"""The LLM knowledge-enhancement workflow: extension labels, synonym merging, explanation synthesis."""

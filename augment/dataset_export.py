@@ -1,0 +1,67 @@
+"""Writing an augmented dataset locally (JSONL + save_to_disk) and pushing it as a Hub dataset.
+
+The folder is a complete `knowfree.data.load_corpus` source: `<split>.jsonl` files, the arrow
+`save_to_disk` copy (which load_corpus prefers), `labels.txt`, `augmentation.json` (label
+metadata, alpha, provenance, prompts) and the dataset card `README.md`. It is written to a
+temporary folder and renamed into place, so an interrupted run never leaves a half-written dataset.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from datasets import DatasetDict, load_from_disk
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi
+
+from augment.prompts import prompt_texts
+from knowfree.data import LABELS_FILE
+
+METADATA_FILE = "augmentation.json"
+CARD_FILE = "README.md"
+CARD_TAGS = ["knowfree", "token-classification", "named-entity-recognition", "low-resource"]
+
+
+def save_augmented(folder: str | Path, splits: DatasetDict, metadata: dict, card_body: str) -> Path:
+    """Write every form of the dataset into `folder` atomically (replacing an older copy)."""
+    folder = Path(folder)
+    staging = folder.with_name(folder.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    splits.save_to_disk(str(staging))
+    for name, split in splits.items():
+        with (staging / f"{name}.jsonl").open("w", encoding="utf-8") as handle:
+            for row in split:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    (staging / LABELS_FILE).write_text("\n".join(metadata["target_labels"]) + "\n", encoding="utf-8")
+    (staging / METADATA_FILE).write_text(json.dumps({**metadata, "prompts": prompt_texts()}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (staging / CARD_FILE).write_text(_card(metadata, card_body).content, encoding="utf-8")
+    if folder.exists():
+        shutil.rmtree(folder)
+    staging.rename(folder)
+    return folder
+
+
+def read_metadata(folder: str | Path) -> dict:
+    return json.loads((Path(folder) / METADATA_FILE).read_text(encoding="utf-8"))
+
+
+def _card(metadata: dict, body: str) -> DatasetCard:
+    data = DatasetCardData(tags=CARD_TAGS, language=[metadata["provenance"].get("language", "zh")])
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def push_augmented(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Push the saved splits, labels.txt, augmentation.json and the card to a Hub dataset repo."""
+    folder = Path(folder)
+    splits = load_from_disk(str(folder))
+    splits.push_to_hub(repo_id, private=private, token=token)
+    api = HfApi(token=token)
+    for name in (LABELS_FILE, METADATA_FILE):
+        api.upload_file(path_or_fileobj=str(folder / name), path_in_repo=name, repo_id=repo_id, repo_type="dataset", commit_message=f"Add {name}")
+    pushed = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+    local = DatasetCard.load(folder / CARD_FILE)
+    pushed.text = local.text
+    pushed.data.tags = local.data.tags
+    pushed.data.language = local.data.language
+    pushed.push_to_hub(repo_id, repo_type="dataset", token=token, commit_message="Describe the augmentation")
+    return repo_id

@@ -1,0 +1,87 @@
+import pytest
+
+pytestmark = pytest.mark.usefixtures("hub_online")
+
+from augment.llm_client import EndpointUnreachable, LLMClient, RetryPolicy
+from augment.prompts import render
+from augment.reply_cache import ReplyCache
+from fake_llm_server import DROP, HANG, FakeLLM, closed_port_url, error, reply
+
+FAST_RETRY = RetryPolicy(timeout=5.0, retries=2, backoff_seconds=0.0)
+
+
+def sentence_messages(sentence: str):
+    return render("segmentation", "zh", text=sentence)
+
+
+def scripted(actions: dict[str, list]):
+    """Serve each sentence's actions in order, then a reply echoing the sentence."""
+    def script(prompt: str):
+        for sentence, pending in actions.items():
+            if sentence in prompt and pending:
+                return pending.pop(0)
+        return reply(f"answer: {prompt.split('句子：')[-1].strip()}")
+    return script
+
+
+@pytest.mark.parametrize("route", ["chat", "generate"])
+def test_both_routes_answer_and_cache(route, tmp_path):
+    with FakeLLM(scripted({})) as server:
+        endpoint = server.url + ("/generate" if route == "generate" else "")
+        client = LLMClient(endpoint=endpoint, route=route, retry=FAST_RETRY, cache=ReplyCache(tmp_path / "c.jsonl"))
+        replies = client.complete_all([sentence_messages("甲"), sentence_messages("乙")])
+    assert replies == ["answer: 甲", "answer: 乙"]
+    assert {route_name for route_name, _ in server.requests} == {route}
+    assert client.counts["sent"] == 2 and client.counts["answered"] == 2
+    assert len(ReplyCache(tmp_path / "c.jsonl")) == 2
+
+
+def test_transient_failures_are_retried_and_permanent_ones_counted(tmp_path):
+    actions = {"五百": [error(500), reply("ok after 500")], "限流": [error(429), reply("ok after 429")], "断开": [DROP, reply("ok after drop")], "坏请求": [error(400)], "一直掉线": [DROP, DROP, DROP]}
+    with FakeLLM(scripted(actions)) as server:
+        client = LLMClient(endpoint=server.url, retry=FAST_RETRY, cache=ReplyCache(tmp_path / "c.jsonl"))
+        replies = client.complete_all([sentence_messages(sentence) for sentence in ["五百", "限流", "断开", "坏请求", "一直掉线"]])
+    assert replies == ["ok after 500", "ok after 429", "ok after drop", None, None]
+    assert client.counts["failed_http_400"] == 1 and client.counts["failed_connection_dropped"] == 1
+    assert client.counts["sent"] == 2 + 2 + 2 + 1 + 3  # the 400 is not retried
+    assert len(ReplyCache(tmp_path / "c.jsonl")) == 3
+
+
+def test_a_hanging_request_times_out_and_the_rest_finish(tmp_path):
+    with FakeLLM(scripted({"卡住": [HANG, HANG]})) as server:
+        client = LLMClient(endpoint=server.url, retry=RetryPolicy(timeout=0.5, retries=1, backoff_seconds=0.0), cache=ReplyCache(tmp_path / "c.jsonl"))
+        replies = client.complete_all([sentence_messages("卡住"), sentence_messages("正常")])
+    assert replies == [None, "answer: 正常"]
+    assert client.counts["failed_timeout"] == 1
+
+
+def test_cached_replies_are_never_requested_again(tmp_path):
+    cache_path = tmp_path / "c.jsonl"
+    with FakeLLM(scripted({})) as server:
+        LLMClient(endpoint=server.url, retry=FAST_RETRY, cache=ReplyCache(cache_path)).complete_all([sentence_messages("甲")])
+        second = LLMClient(endpoint=server.url, retry=FAST_RETRY, cache=ReplyCache(cache_path))
+        assert second.complete_all([sentence_messages("甲"), sentence_messages("乙")]) == ["answer: 甲", "answer: 乙"]
+    assert [prompt.split("句子：")[-1].strip() for _, prompt in server.requests] == ["甲", "乙"]
+    assert second.counts["cached"] == 1 and second.counts["sent"] == 1
+
+
+def test_an_unreachable_endpoint_is_one_clear_error():
+    url = closed_port_url()
+    client = LLMClient(endpoint=url, retry=RetryPolicy(timeout=2.0, retries=1, backoff_seconds=0.0))
+    with pytest.raises(EndpointUnreachable, match=url.replace(".", r"\.")):
+        client.complete_all([sentence_messages("甲"), sentence_messages("乙")])
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match="endpoint URL or a model id"):
+        LLMClient()
+    with pytest.raises(ValueError, match="route"):
+        LLMClient(endpoint="http://127.0.0.1:1", route="completions")
+
+
+def test_offline_mode_is_refused_with_the_reason(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(EndpointUnreachable, match="HF_HUB_OFFLINE"):
+        LLMClient(endpoint="http://127.0.0.1:1")
