@@ -22,7 +22,7 @@ TRAIN = [
 ]
 AUGMENT = ["datasets==5.2.0", "jieba==0.42.1", "sentence-transformers==6.2.0"]
 SPACE = ["gradio==6.31.0", "gradio_client==2.7.2"]
-TESTS = ["pytest==9.2.0"]
+TESTS = ["pytest==9.2.0", "playwright==1.65.2"]  # playwright drives Debian chromium in tests/test_space.py
 
 setup(
     name="knowfree",
@@ -39,7 +39,7 @@ setup(
         "train": TRAIN,
         "augment": AUGMENT,
         "space": SPACE,
-        "tests": TESTS + TRAIN + AUGMENT,
+        "tests": TESTS + TRAIN + AUGMENT + SPACE,
         "all": TRAIN + AUGMENT + SPACE + TESTS,
     },
     entry_points={"console_scripts": ["knowfree-build-encoder = knowfree.encoder:main", "knowfree-augment = augment.cli:main"]},
