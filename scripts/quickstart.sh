@@ -1,21 +1,36 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: set up, build the offline encoder, train KnowFREE on Weibo K = 250,
 # evaluate on test, print the report, and show the saved model predicting through remote code.
+# `bash scripts/quickstart.sh --fusion` first adds extension labels from the offline annotator (jieba)
+# and trains on that fusion dataset instead. Other arguments go to train.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+FUSION=0
+if [ "${1:-}" = "--fusion" ]; then
+    FUSION=1
+    shift
+fi
 
 python3 -m venv .venv
 . .venv/bin/activate
 pip install --quiet --upgrade pip
-pip install --quiet -e ".[train]"
+pip install --quiet -e ".[train,augment]"
 
 knowfree-build-encoder --output-dir encoders/multilingual-e5-small --sentence-transformers-dir encoders/multilingual-e5-small-st
 
-OUTPUT=${OUTPUT:-outputs/quickstart-weibo-250}
+if [ "$FUSION" = 1 ]; then
+    knowfree-augment extend --data examples/weibo --k 250 --output_dir outputs/weibo-250-fusion
+    DATA=(--data outputs/weibo-250-fusion --train_split fusion)
+    OUTPUT=${OUTPUT:-outputs/quickstart-fusion-weibo-250}
+else
+    DATA=(--data examples/weibo --k 250)
+    OUTPUT=${OUTPUT:-outputs/quickstart-weibo-250}
+fi
 # accelerate launch sets OMP_NUM_THREADS=1 unless told otherwise: give the one process every core
 accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
     --num_cpu_threads_per_process "$(nproc)" train.py \
-    --data examples/weibo --k 250 --task ner \
+    "${DATA[@]}" --task ner \
     --encoder encoders/multilingual-e5-small --freeze_embeddings \
     --epochs "${EPOCHS:-12}" --max_train_minutes "${MAX_TRAIN_MINUTES:-11}" --patience 4 \
     --output_dir "$OUTPUT" "$@"
