@@ -256,7 +256,7 @@ class LLMSettings:
 
 def grouped_highlight(text: str, spans: Sequence[dict]) -> list[tuple[str, str | None]]:
     """Highlight for extension spans: labels on the same offsets are joined (a jieba word is both
-    `ent:地名` and `pos:ns`), then the outermost groups are shown."""
+    `ent:地名` and `pos:n`), then the outermost groups are shown."""
     by_offsets: dict[tuple[int, int], list[str]] = {}
     for span in spans:
         by_offsets.setdefault((span["start"], span["end"]), []).append(span["label"])

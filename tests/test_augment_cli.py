@@ -54,7 +54,7 @@ def test_offline_fusion_dataset_is_a_training_corpus(offline_fusion, corpus):
     assert list(fused.extension_labels) == metadata["extension_labels"]
     expected = extension_alphas(fused.splits["train"], LABELS, metadata["extension_labels"])
     assert list(metadata["extension_label_weights"].values()) == pytest.approx(expected)
-    assert "ent:地名" in metadata["extension_labels"] and "pos:ns" in metadata["extension_labels"]
+    assert "ent:地名" in metadata["extension_labels"] and "pos:n" in metadata["extension_labels"]
     plain = load_corpus(offline_fusion)
     assert plain.splits["train"]["extensions"] == [[] for _ in range(len(plain.splits["train"]))]
     card = (offline_fusion / "README.md").read_text(encoding="utf-8")

@@ -1,5 +1,5 @@
 from augment.annotation import extension_spans
-from augment.offline_annotator import OfflineAnnotator
+from augment.offline_annotator import OfflineAnnotator, major_class
 
 SENTENCES = ["马云在杭州创办了阿里巴巴。", "我们在北京的清华大学见到了李明老师。", "2024年 Hello 世界"]
 
@@ -19,7 +19,7 @@ def test_proper_nouns_become_entity_types():
     entities = {("马云在杭州创办了阿里巴巴。"[start:end], kind) for start, end, kind in annotation.entities}
     assert ("马云", "人名") in entities and ("杭州", "地名") in entities
     spans = extension_spans(annotation)
-    assert {"start": 3, "end": 5, "label": "ent:地名"} in spans and {"start": 3, "end": 5, "label": "pos:ns"} in spans
+    assert {"start": 3, "end": 5, "label": "ent:地名"} in spans and {"start": 3, "end": 5, "label": "pos:n"} in spans
     assert all(span["label"].startswith(("ent:", "pos:")) for span in spans)
 
 
@@ -32,3 +32,7 @@ def test_extension_spans_map_types_and_fall_back_to_words():
         {"start": 0, "end": 2, "label": "seg:word"},
         {"start": 2, "end": 3, "label": "seg:word"},
     ]
+
+
+def test_pos_tags_are_reduced_to_major_classes():
+    assert [major_class(tag) for tag in ["nr", "ns", "vn", "uj", "eng", "x", "m"]] == ["n", "n", "v", "u", "eng", "x", "m"]
