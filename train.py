@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model = parser.add_argument_group("model")
     model.add_argument("--model", choices=["knowfree", "token-classification"], default="knowfree", help="KnowFREE span model, or the AutoModelForTokenClassification BIO baseline on the same encoder")
     model.add_argument("--encoder", default="encoders/multilingual-e5-small", help="pretrained encoder folder or Hub id (build the offline e5 with knowfree-build-encoder)")
-    model.add_argument("--max_span_width", type=int, help="longest span in characters (default: longest training span + %d)" % SPAN_WIDTH_MARGIN)
+    model.add_argument("--max_span_width", type=int, help="longest span in characters (default: longest target span in training + %d; wider extension spans are skipped and counted)" % SPAN_WIDTH_MARGIN)
     model.add_argument("--decoding", choices=["flat", "nested"], help="default: nested when training spans overlap, else flat")
     model.add_argument("--no_local_attention", action="store_true", help="ablation: drop the local span attention")
     model.add_argument("--extension_weight", default="auto", help="alpha for extension labels: 'auto' (eq. 20: 0.5 * mean target count / label count, capped at 1) or a number")
@@ -151,7 +151,10 @@ def build_knowfree(args: argparse.Namespace, corpus: LabeledCorpus):
     train_rows = corpus.splits["train"]
     spans = [span for row in train_rows for field in ("entities", "extensions") for span in row[field]]
     widths = [span["end"] - span["start"] for span in spans]
-    max_span_width = args.max_span_width or (max(widths, default=1) + SPAN_WIDTH_MARGIN)
+    # the band is sized for the targets: a long extension span (a URL tagged as a word) is skipped
+    # and counted rather than widening every sentence's span grid
+    target_widths = [span["end"] - span["start"] for row in train_rows for span in row["entities"]]
+    max_span_width = args.max_span_width or (max(target_widths, default=1) + SPAN_WIDTH_MARGIN)
     extension_labels = list(corpus.extension_labels)
     colliding = sorted(set(extension_labels) & set(corpus.labels))
     if colliding:

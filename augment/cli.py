@@ -1,29 +1,23 @@
 """`knowfree-augment`: the knowledge-enhancement workflow from the command line.
 
-`extend` runs pipeline 1 (label extension annotation) on a corpus and writes the fusion dataset.
+`extend` runs pipeline 1 (label extension annotation) on a corpus and writes the fusion dataset;
+`workflow` runs Figure 2 end to end (extension, annotation model, explanation synthesis, synthetic
+annotation, retraining, evaluation), resumable step by step.
 """
 
 import argparse
+import json
 import logging
 import os
-import shlex
 import sys
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict
-
-from augment.dataset_card import render_dataset_card
-from augment.dataset_export import push_augmented, save_augmented
-from augment.fusion import build_fusion
-from augment.label_merging import DEFAULT_EPSILON, DEFAULT_TOP_P, sentence_transformer_embedder
-from augment.llm_annotator import LLMAnnotator
-from augment.llm_client import ROUTES, GenerationSettings, LLMClient, RetryPolicy
-from augment.offline_annotator import OfflineAnnotator
-from augment.prompts import LANGUAGES, detect_language
-from augment.reply_cache import ReplyCache
-from knowfree.data import FEATURES, LabeledCorpus, load_corpus
-
-logger = logging.getLogger("knowfree-augment")
+from augment.extend_command import load_source, run_extend
+from augment.label_merging import DEFAULT_EPSILON, DEFAULT_TOP_P
+from augment.llm_client import ROUTES
+from augment.prompts import LANGUAGES
+from augment.synthesis import DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS
+from augment.workflow import run_workflow
 
 DEFAULT_EMBEDDING_MODEL = "encoders/multilingual-e5-small-st"
 
@@ -39,6 +33,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("LLM (leave --endpoint and --model out to annotate offline with jieba)")
+    group.add_argument("--annotator", choices=("auto", "offline", "llm"), default="auto", help="extension annotator: the LLM when one is given (auto), or jieba offline even then")
     group.add_argument("--endpoint", help="URL of a TGI or OpenAI-compatible server (e.g. http://127.0.0.1:8080)")
     group.add_argument("--model", help="model id: for a Hugging Face inference provider, or the name an OpenAI-compatible server expects")
     group.add_argument("--provider", help="Hugging Face inference provider (with --model), e.g. 'hf-inference' or 'together'")
@@ -61,95 +56,46 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--hub_private", action="store_true")
 
 
+def add_merging_arguments(parser: argparse.ArgumentParser) -> None:
+    merging = parser.add_argument_group("synonym label merging (eqs. 2-8)")
+    merging.add_argument("--embedding_model", default=DEFAULT_EMBEDDING_MODEL, help="sentence-transformers folder or id embedding '[entity] is [type]'")
+    merging.add_argument("--epsilon", type=float, default=DEFAULT_EPSILON)
+    merging.add_argument("--top_p", type=int, default=DEFAULT_TOP_P, help="farthest samples averaged into a type's radius")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="knowfree-augment", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     extend = commands.add_parser("extend", help="pipeline 1: extension labels -> fusion dataset", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_source_arguments(extend)
     add_llm_arguments(extend)
-    merging = extend.add_argument_group("synonym label merging (eqs. 2-8)")
-    merging.add_argument("--embedding_model", default=DEFAULT_EMBEDDING_MODEL, help="sentence-transformers folder or id embedding '[entity] is [type]'")
-    merging.add_argument("--epsilon", type=float, default=DEFAULT_EPSILON)
-    merging.add_argument("--top_p", type=int, default=DEFAULT_TOP_P, help="farthest samples averaged into a type's radius")
+    add_merging_arguments(extend)
     add_output_arguments(extend)
+
+    workflow = commands.add_parser("workflow", help="Figure 2 end to end: fusion + synthetic dataset and the final model", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_source_arguments(workflow)
+    add_llm_arguments(workflow)
+    add_merging_arguments(workflow)
+    synthesis = workflow.add_argument_group("explanation synthesis (needs an LLM)")
+    synthesis.add_argument("--max_chars", type=int, default=DEFAULT_MAX_CHARS, help="longest synthetic row; explanation sentences are packed up to it, longer ones clipped")
+    synthesis.add_argument("--min_chars", type=int, default=DEFAULT_MIN_CHARS, help="shorter synthetic rows are dropped")
+    training = workflow.add_argument_group("training (the annotation model on fusion, the final model on fusion + synthetic)")
+    training.add_argument("--encoder", default="encoders/multilingual-e5-small")
+    training.add_argument("--task", choices=("ner", "segmentation", "pos"), default="ner", help="sets beta and weight decay to appendix G's values")
+    training.add_argument("--epochs", type=int, default=20)
+    training.add_argument("--batch_size", type=int, default=8)
+    training.add_argument("--patience", type=int, default=5)
+    training.add_argument("--seed", type=int, default=42)
+    training.add_argument("--freeze_embeddings", action="store_true")
+    training.add_argument("--max_train_minutes", type=float)
+    training.add_argument("--synthetic_weight", type=float, help="beta (default from --task: 0.4 NER, 1.0 segmentation/POS)")
+    training.add_argument("--train_args", default="", help="more train.py arguments, e.g. '--config_overrides projection_size=100'")
+    output = workflow.add_argument_group("output")
+    output.add_argument("--work_dir", required=True, help="folder of every step's output and steps.json (re-runs skip finished steps)")
+    output.add_argument("--push_to_hub", metavar="REPO", help="push the augmented dataset (train, fusion, synthetic, dev, test + card + workflow.json)")
+    output.add_argument("--push_model", metavar="REPO", help="push the final model with its card")
+    output.add_argument("--hub_private", action="store_true")
     return parser.parse_args(argv)
-
-
-def uses_llm(args: argparse.Namespace) -> bool:
-    return bool(args.endpoint or args.model)
-
-
-def build_client(args: argparse.Namespace) -> LLMClient:
-    cache_path = args.cache or f"{str(args.output_dir).rstrip('/')}.llm-cache.jsonl"
-    return LLMClient(
-        endpoint=args.endpoint,
-        model=args.model,
-        provider=args.provider,
-        token=args.token,
-        route=args.route,
-        settings=GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature),
-        retry=RetryPolicy(timeout=args.timeout, retries=args.retries, backoff_seconds=args.backoff),
-        concurrency=args.concurrency,
-        cache=ReplyCache(cache_path),
-    )
-
-
-def build_annotator(args: argparse.Namespace, language: str):
-    """The LLM annotator when an endpoint or model is given, else the offline jieba annotator."""
-    if uses_llm(args):
-        return LLMAnnotator(build_client(args), language)
-    if language != "zh":
-        raise SystemExit("the offline annotator (jieba) handles Chinese only; give --endpoint or --model for other languages")
-    return OfflineAnnotator()
-
-
-def load_source(args: argparse.Namespace) -> LabeledCorpus:
-    return load_corpus(args.data, k=args.k, train_file=args.train_file, seed=args.data_seed)
-
-
-def print_dry_run(annotator, texts: list[str]) -> None:
-    """Every first-stage prompt, and how many requests a real run would make (and how many are cached)."""
-    if not isinstance(annotator, LLMAnnotator):
-        print(f"offline annotator ({annotator.version}): no LLM requests for {len(texts)} sentences")
-        return
-    requests = annotator.first_stage_requests(texts)
-    for messages in requests:
-        print("\n".join(f"[{message['role']}] {message['content']}" for message in messages), end="\n---\n")
-    cached = sum(annotator.client.is_cached(messages) for messages in requests)
-    print(
-        f"requests: {len(requests)} entity + segmentation ({cached} cached), then up to {len(texts)} POS "
-        f"(one per accepted segmentation, prompts depend on those replies), then 1 synonym grouping: at most {len(requests) + len(texts) + 1}"
-    )
-
-
-def train_command(output_dir: str, train_split: str) -> str:
-    return f"accelerate launch train.py --data {shlex.quote(str(output_dir))} --train_split {train_split} --output_dir outputs/<run>"
-
-
-def run_extend(args: argparse.Namespace) -> dict | None:
-    corpus = load_source(args)
-    train_rows = list(corpus.splits["train"])
-    texts = [row["text"] for row in train_rows]
-    language = args.language or detect_language(texts)
-    annotator = build_annotator(args, language)
-    if args.dry_run:
-        print_dry_run(annotator, texts)
-        return None
-    provenance = {"source": str(args.data), "k": args.k, "language": language, "model": args.model or args.endpoint}
-    result = build_fusion(train_rows, corpus.labels, annotator, lambda: sentence_transformer_embedder(args.embedding_model), args.epsilon, args.top_p, provenance)
-    if isinstance(annotator, LLMAnnotator):
-        result.metadata["llm_requests"] = dict(annotator.client.counts)
-    splits = dict(corpus.splits)
-    splits["fusion"] = Dataset.from_list(result.rows, features=FEATURES)
-    dataset = DatasetDict(splits)
-    body = render_dataset_card(result.metadata, {name: len(split) for name, split in dataset.items()}, train_command(args.output_dir, "fusion"))
-    save_augmented(args.output_dir, dataset, result.metadata, body)
-    summary = {key: result.metadata[key] for key in ("extension_spans", "annotation_counts")}
-    logger.info("fusion dataset written to %s: %d extension labels, %s", args.output_dir, len(result.metadata["extension_labels"]), summary)
-    if args.push_to_hub:
-        push_augmented(args.output_dir, args.push_to_hub, args.hub_private, args.token)
-        logger.info("pushed to the Hub dataset repo %s", args.push_to_hub)
-    return result.metadata
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,6 +103,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.command == "extend":
         run_extend(args)
+    elif args.dry_run:
+        run_extend(argparse.Namespace(**{**vars(args), "output_dir": str(Path(args.work_dir) / "fusion")}))
+        rows = len(load_source(args).splits["train"])
+        print(f"then {rows} explanation requests (one per training row) if an LLM is given")
+    else:
+        summary = run_workflow(args)
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

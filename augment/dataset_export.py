@@ -17,12 +17,16 @@ from augment.prompts import prompt_texts
 from knowfree.data import LABELS_FILE
 
 METADATA_FILE = "augmentation.json"
+WORKFLOW_FILE = "workflow.json"
 CARD_FILE = "README.md"
 CARD_TAGS = ["knowfree", "token-classification", "named-entity-recognition", "low-resource"]
 
 
-def save_augmented(folder: str | Path, splits: DatasetDict, metadata: dict, card_body: str) -> Path:
-    """Write every form of the dataset into `folder` atomically (replacing an older copy)."""
+def save_augmented(folder: str | Path, splits: DatasetDict, metadata: dict, card_body: str, workflow: dict | None = None) -> Path:
+    """Write every form of the dataset into `folder` atomically (replacing an older copy).
+
+    `workflow` (the resolved settings of the run that built it) is written beside it as workflow.json.
+    """
     folder = Path(folder)
     staging = folder.with_name(folder.name + ".partial")
     if staging.exists():
@@ -35,6 +39,8 @@ def save_augmented(folder: str | Path, splits: DatasetDict, metadata: dict, card
     (staging / LABELS_FILE).write_text("\n".join(metadata["target_labels"]) + "\n", encoding="utf-8")
     (staging / METADATA_FILE).write_text(json.dumps({**metadata, "prompts": prompt_texts()}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (staging / CARD_FILE).write_text(_card(metadata, card_body).content, encoding="utf-8")
+    if workflow is not None:
+        (staging / WORKFLOW_FILE).write_text(json.dumps(workflow, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     if folder.exists():
         shutil.rmtree(folder)
     staging.rename(folder)
@@ -51,12 +57,14 @@ def _card(metadata: dict, body: str) -> DatasetCard:
 
 
 def push_augmented(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    """Push the saved splits, labels.txt, augmentation.json and the card to a Hub dataset repo."""
+    """Push the saved splits, labels.txt, augmentation.json, workflow.json (if any) and the card to a Hub dataset repo."""
     folder = Path(folder)
     splits = load_from_disk(str(folder))
     splits.push_to_hub(repo_id, private=private, token=token)
     api = HfApi(token=token)
-    for name in (LABELS_FILE, METADATA_FILE):
+    for name in (LABELS_FILE, METADATA_FILE, WORKFLOW_FILE):
+        if not (folder / name).is_file():
+            continue
         api.upload_file(path_or_fileobj=str(folder / name), path_in_repo=name, repo_id=repo_id, repo_type="dataset", commit_message=f"Add {name}")
     pushed = DatasetCard.load(repo_id, repo_type="dataset", token=token)
     local = DatasetCard.load(folder / CARD_FILE)

@@ -2,7 +2,7 @@
 
 Entities come from a per-sentence table (default: none); segmentation splits every non-space
 character into its own word; POS tags every given word 'n'; synonym grouping returns a fixed
-reply. `failures[(kind, sentence)]` lists actions served, in order, before the normal answer.
+reply; explanation prompts get a short Markdown continuation built from the sample. `failures[(kind, sentence)]` lists actions served, in order, before the normal answer.
 """
 
 from __future__ import annotations
@@ -14,8 +14,14 @@ from collections.abc import Mapping
 
 from fake_llm_server import Action, reply
 
-KIND_MARKERS = (("pos", "已经切好词"), ("merge", "同义"), ("entities", "命名实体"), ("segmentation", "切分成词"))
-_SENTENCE = re.compile(r"句子：(.*)")
+KIND_MARKERS = (
+    ("explain", "面向学生做讲解"),
+    ("pos", "已经切好词"),
+    ("merge", "同义"),
+    ("entities", "命名实体"),
+    ("segmentation", "切分成词"),
+)
+_SENTENCE = re.compile(r"(?:句子|样例)：(.*)")
 _WORDS = re.compile(r"词语：(.*)")
 
 
@@ -62,4 +68,11 @@ class ScriptedAnnotator:
             return reply(json.dumps([{"word": word, "pos": "n"} for word in words], ensure_ascii=False))
         if kind == "merge":
             return reply(self.merge_reply)
+        if kind == "explain":
+            return reply(explanation(sentence))
         return reply("")
+
+
+def explanation(sentence: str) -> str:
+    """A scripted 'expert' continuation: markup, a repeated sentence and the sample itself included."""
+    return f"## 讲解\n**{sentence}** 这句话值得细读。\n- 其中的{sentence[:2]}是理解全句的关键。\n{sentence}\n其中的{sentence[:2]}是理解全句的关键。"

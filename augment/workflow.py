@@ -1,0 +1,248 @@
+"""Figure 2 end to end, every step resumable and skipped when its inputs are unchanged.
+
+extension annotation -> fusion dataset -> annotation model (KnowFREE on fusion) -> explanations
+(LLM) -> annotated synthetic rows -> the augmented dataset (train, fusion, synthetic, dev, test) ->
+final model (fusion + synthetic, synthetic rows weighted by beta) -> evaluation summary -> pushes.
+
+Each step's inputs (settings, prompts version, upstream fingerprints, the source files) are hashed
+into a fingerprint; `steps.json` in the work folder records the fingerprint of every finished step,
+so a re-run skips finished steps and redoes only what changed. Inside a step, LLM replies come from
+the reply cache and training continues from its checkpoint, so a crash loses no finished work.
+Without an LLM the extension step uses the offline annotator and synthesis is skipped, with the
+reason logged and written to the summary; the final model is then the annotation model.
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict
+
+from augment.dataset_card import render_dataset_card
+from augment.dataset_export import push_augmented, read_metadata, save_augmented
+from augment.extend_command import build_annotator, build_client, load_source, run_extend, train_command, uses_llm
+from augment.prompts import PROMPTS_VERSION, detect_language, prompt_texts
+from augment.synthesis import annotate_synthetic, request_explanations, synthetic_texts
+from knowfree.data import FEATURES, load_corpus
+
+logger = logging.getLogger("knowfree-augment.workflow")
+
+STATE_FILE = "steps.json"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train_module():
+    """train.py lives at the repository root, beside the augment package."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import train
+
+    return train
+
+
+def fingerprint(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def source_fingerprint(source: str) -> str:
+    """Contents of a local source folder's files (so edited data re-runs everything), else the repo id."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return fingerprint(source)
+    digest = hashlib.sha256()
+    for path in sorted(item for item in folder.rglob("*") if item.is_file()):
+        digest.update(str(path.relative_to(folder)).encode("utf-8"))
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class StepLog:
+    """steps.json: the fingerprint each step was started and finished with, rewritten atomically."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / STATE_FILE
+        state = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        self.started: dict[str, str] = state.get("started", {})
+        self.finished: dict[str, str] = state.get("finished", {})
+
+    def _save(self) -> None:
+        _write_json(self.path, {"started": self.started, "finished": self.finished})
+
+    def run(self, name: str, inputs: dict, output: Path, action: Callable[[bool], None]) -> str:
+        """Run `action` unless `output` exists and was made from the same inputs; returns the fingerprint.
+
+        `action(resumable)` is told whether a previous attempt with these same inputs was interrupted,
+        so it may continue that attempt's partial work instead of starting over.
+        """
+        key = fingerprint(inputs)
+        if self.finished.get(name) == key and output.exists():
+            logger.info("step %s: up to date (%s), skipped", name, key)
+            return key
+        resumable = self.started.get(name) == key
+        logger.info("step %s: %s (%s)", name, "resuming" if resumable else "running", key)
+        self.started[name] = key
+        self._save()
+        action(resumable)
+        self.finished[name] = key
+        self._save()
+        return key
+
+
+def _write_json(path: Path, value: object) -> None:
+    staging = path.with_name(path.name + ".partial")
+    staging.write_text(json.dumps(value, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    staging.replace(path)
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def training_arguments(args: argparse.Namespace, data: Path, train_split: str, output_dir: Path) -> list[str]:
+    argv = [
+        "--data", str(data), "--train_split", train_split, "--output_dir", str(output_dir),
+        "--encoder", args.encoder, "--task", args.task, "--epochs", str(args.epochs), "--batch_size", str(args.batch_size),
+        "--patience", str(args.patience), "--seed", str(args.seed),
+    ]  # fmt: skip
+    if args.freeze_embeddings:
+        argv.append("--freeze_embeddings")
+    if args.max_train_minutes:
+        argv += ["--max_train_minutes", str(args.max_train_minutes)]
+    if args.synthetic_weight is not None:
+        argv += ["--synthetic_weight", str(args.synthetic_weight)]
+    return argv + args.train_args.split()
+
+
+def train_model(argv: list[str], output_dir: Path, resumable: bool) -> dict:
+    """train.py in this process; continues from the checkpoint an interrupted attempt left, else starts clean."""
+    train = _train_module()
+    if not resumable and output_dir.exists():
+        shutil.rmtree(output_dir)
+    resume = ["--resume"] if resumable and (output_dir / "checkpoint").is_dir() else []
+    return train.main(argv + resume)
+
+
+def run_workflow(args: argparse.Namespace) -> dict:
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    steps = StepLog(work)
+    has_llm = uses_llm(args)
+    client = build_client(argparse.Namespace(**{**vars(args), "output_dir": str(work / "llm")})) if has_llm else None
+    corpus = load_source(args)
+    language = args.language or detect_language(corpus.splits["train"]["text"])
+    source = {"data": args.data, "files": source_fingerprint(args.data), "k": args.k, "train_file": args.train_file, "seed": args.data_seed}
+    llm = {"endpoint": args.endpoint, "model": args.model, "provider": args.provider, "route": args.route,
+           "max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "prompts": PROMPTS_VERSION} if has_llm else None  # fmt: skip
+    annotator_kind = "offline" if args.annotator == "offline" or not has_llm else "llm"
+    training = {key: getattr(args, key) for key in ("encoder", "task", "epochs", "batch_size", "patience", "seed", "freeze_embeddings", "max_train_minutes", "synthetic_weight", "train_args")}
+
+    fusion_dir = work / "fusion"
+    extend_args = argparse.Namespace(**{**vars(args), "output_dir": str(fusion_dir), "push_to_hub": None, "dry_run": False, "language": language})
+    fusion_key = steps.run(
+        "extend",
+        {"source": source, "annotator": annotator_kind, "llm": llm if annotator_kind == "llm" else None, "language": language,
+         "embedding_model": args.embedding_model, "epsilon": args.epsilon, "top_p": args.top_p},
+        fusion_dir,
+        lambda resumable: run_extend(extend_args, client),
+    )  # fmt: skip
+    fusion_metadata = read_metadata(fusion_dir)
+
+    annotation_dir = work / "annotation-model"
+    annotation_inputs = {"fusion": fusion_key, "training": training}
+    annotation_key = steps.run(
+        "annotation_model",
+        annotation_inputs,
+        annotation_dir / "results.json",
+        lambda resumable: train_model(training_arguments(args, fusion_dir, "fusion", annotation_dir), annotation_dir, resumable),
+    )
+    summary = {"fusion": {key: fusion_metadata[key] for key in ("extension_spans", "annotation_counts")}, "extension_labels": len(fusion_metadata["extension_labels"])}
+    summary["fusion_only_test"] = _read_json(annotation_dir / "results.json")["test"]
+
+    synthetic_rows: list[dict] = []
+    synthesis_metadata: dict = {}
+    final_dir = annotation_dir
+    if not has_llm:
+        message = "synthesis skipped: explanation synthesis needs an LLM (give --endpoint or --model); the final model is the annotation model trained on fusion"
+        logger.warning(message)
+        summary["synthesis"] = message
+    else:
+        texts_path = work / "synthetic-texts.json"
+        synthesis_inputs = {"fusion": fusion_key, "llm": llm, "language": language, "max_chars": args.max_chars, "min_chars": args.min_chars}
+
+        def synthesize(resumable: bool) -> None:  # the reply cache makes every attempt resumable
+            fusion_rows = list(load_corpus(fusion_dir, train_splits=("fusion",)).splits["train"])
+            replies = request_explanations(client, fusion_rows, language)
+            texts, counts = synthetic_texts(fusion_rows, replies, args.max_chars, args.min_chars)
+            _write_json(texts_path, {"texts": texts, "counts": dict(counts.counts), "llm_requests": dict(client.counts)})
+
+        synthesis_key = steps.run("synthesize", synthesis_inputs, texts_path, synthesize)
+        synthetic_path = work / "synthetic.jsonl"
+
+        def annotate(resumable: bool) -> None:
+            from modeling_knowfree import KnowFreeModel
+
+            model = KnowFreeModel.from_pretrained(annotation_dir).eval()
+            texts = [text for _, text in _read_json(texts_path)["texts"]]
+            extension_annotator = build_annotator(argparse.Namespace(**{**vars(args), "annotator": annotator_kind}), language, client)
+            rows = annotate_synthetic(texts, model, extension_annotator, fusion_metadata["merging"]["type_to_label"])
+            staging = synthetic_path.with_suffix(".partial")
+            staging.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+            staging.replace(synthetic_path)
+
+        synthetic_key = steps.run("annotate_synthetic", {"synthesis": synthesis_key, "annotation_model": annotation_key, "annotator": annotator_kind}, synthetic_path, annotate)
+        synthetic_rows = [json.loads(line) for line in synthetic_path.read_text(encoding="utf-8").splitlines()]
+        synthesized = _read_json(texts_path)
+        synthesis_metadata = {
+            "counts": synthesized["counts"],
+            "synthetic_rows": len(synthetic_rows),
+            "synthetic_target_spans": sum(len(row["entities"]) for row in synthetic_rows),
+            "synthetic_extension_spans": sum(len(row["extensions"]) for row in synthetic_rows),
+            "annotation_model_test_f1": summary["fusion_only_test"]["f1"],
+            "beta": args.synthetic_weight if args.synthetic_weight is not None else _train_module().TASK_DEFAULTS[args.task]["synthetic_weight"],
+            "max_chars": args.max_chars,
+            "llm": args.model or args.endpoint,
+            "prompts_version": PROMPTS_VERSION,
+        }
+        summary["synthesis"] = synthesis_metadata
+
+    dataset_dir = work / "dataset"
+    workflow_record = {"source": source, "language": language, "annotator": annotator_kind, "llm": llm, "training": training,
+                       "synthesis": {"max_chars": args.max_chars, "min_chars": args.min_chars}, "prompts": prompt_texts()}  # fmt: skip
+
+    def build_dataset(resumable: bool) -> None:
+        fusion = load_corpus(fusion_dir, splits=("train", "fusion", "dev", "test"))
+        splits = dict(fusion.splits)
+        if synthetic_rows:
+            splits["synthetic"] = Dataset.from_list(synthetic_rows, features=FEATURES)
+        dataset = DatasetDict(splits)
+        metadata = {**fusion_metadata, "synthesis": synthesis_metadata or summary["synthesis"]}
+        train_split = "fusion,synthetic" if synthetic_rows else "fusion"
+        body = render_dataset_card(metadata, {name: len(split) for name, split in dataset.items()}, train_command(str(dataset_dir), train_split))
+        save_augmented(dataset_dir, dataset, metadata, body, workflow=workflow_record)
+
+    dataset_key = steps.run("dataset", {"fusion": fusion_key, "synthetic": steps.finished.get("annotate_synthetic") if has_llm else None, "record": fingerprint(workflow_record)}, dataset_dir, build_dataset)
+
+    if synthetic_rows:
+        final_dir = work / "final-model"
+        steps.run(
+            "final_model",
+            {"dataset": dataset_key, "training": training},
+            final_dir / "results.json",
+            lambda resumable: train_model(training_arguments(args, dataset_dir, "fusion,synthetic", final_dir), final_dir, resumable),
+        )
+        summary["fusion_synthetic_test"] = _read_json(final_dir / "results.json")["test"]
+    summary["final_model"] = str(final_dir)
+    summary["dataset"] = str(dataset_dir)
+    _write_json(work / "summary.json", summary)
+
+    if args.push_to_hub:
+        push_augmented(dataset_dir, args.push_to_hub, args.hub_private, args.token)
+        logger.info("pushed the dataset to %s", args.push_to_hub)
+    if args.push_model:
+        _train_module().push_folder(final_dir, args.push_model, args.hub_private)
+    return summary

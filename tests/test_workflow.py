@@ -1,0 +1,168 @@
+"""knowfree-augment workflow end to end on a tiny corpus and encoder, with the scripted LLM server:
+every step runs, a re-run skips them all, a SIGKILL during synthesis resumes to the same result, and
+the pushed dataset and model load back from a local Hub."""
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+from conftest import REPO_ROOT, build_bert_char_tokenizer, training_rows, write_corpus, write_tiny_encoder
+from fake_llm_server import HANG, FakeLLM
+from hub_server import LocalHub, hub_client_env, run_against_hub
+from scripted_annotator import ScriptedAnnotator, prompt_kind, prompt_sentence
+
+from augment.cli import main as augment_main
+from knowfree.data import load_corpus
+from modeling_knowfree import KnowFreeModel
+
+LABELS = ["LOC", "ORG", "PER"]
+ENTITIES = {row["text"]: json.dumps([{"entity": row["text"][s["start"]:s["end"]], "type": "专名"} for s in row["entities"]], ensure_ascii=False) for row in training_rows()}
+STEPS = ["extend", "annotation_model", "synthesize", "annotate_synthetic", "dataset", "final_model"]
+
+
+class HoldFirstExplanation:
+    """The scripted LLM, except that once armed the first explanation request hangs (and says so)."""
+
+    def __init__(self) -> None:
+        self.inner = ScriptedAnnotator(ENTITIES)
+        self.armed = False
+        self.reached = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, prompt):
+        with self._lock:
+            if self.armed and prompt_kind(prompt) == "explain" and not self.reached.is_set():
+                self.reached.set()
+                return HANG
+        return self.inner(prompt)
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    root = tmp_path_factory.mktemp("workflow")
+    rows = training_rows()[:12]
+    corpus = write_corpus(root / "corpus", {"train": rows, "dev": rows[:4], "test": rows[4:8]}, LABELS)
+    encoder = write_tiny_encoder(root / "encoder", build_bert_char_tokenizer())
+    return root, corpus, encoder
+
+
+def workflow_args(corpus, encoder, work_dir, endpoint, *extra) -> list[str]:
+    return [
+        "workflow", "--data", str(corpus), "--work_dir", str(work_dir), "--endpoint", endpoint, "--retries", "0", "--timeout", "60",
+        "--encoder", str(encoder), "--epochs", "2", "--batch_size", "4", "--max_chars", "40", "--min_chars", "4",
+        "--train_args", "--head_lr 1e-2 --config_overrides projection_size=16,span_hidden_size=16,biaffine_heads=2,local_attention_heads=2",
+        *extra,
+    ]  # fmt: skip
+
+
+def outcome(work_dir) -> dict:
+    summary = json.loads((work_dir / "summary.json").read_text())
+    return {
+        "synthetic": (work_dir / "synthetic.jsonl").read_text(encoding="utf-8"),
+        "fusion": (work_dir / "dataset" / "fusion.jsonl").read_text(encoding="utf-8"),
+        "fusion_only_f1": summary["fusion_only_test"]["f1"],
+        "final_f1": summary["fusion_synthetic_test"]["f1"],
+    }
+
+
+@pytest.fixture(scope="module")
+def reference_run(setting, tmp_path_factory):
+    """One uninterrupted in-process run, then an immediate re-run of the same command."""
+    root, corpus, encoder = setting
+    import huggingface_hub.constants
+
+    original = huggingface_hub.constants.HF_HUB_OFFLINE
+    huggingface_hub.constants.HF_HUB_OFFLINE = False
+    try:
+        with FakeLLM(ScriptedAnnotator(ENTITIES)) as server:
+            augment_main(workflow_args(corpus, encoder, root / "reference", server.url))
+            first_requests = len(server.requests)
+            results_time = (root / "reference" / "final-model" / "results.json").stat().st_mtime_ns
+            augment_main(workflow_args(corpus, encoder, root / "reference", server.url))
+            rerun_requests = len(server.requests) - first_requests
+    finally:
+        huggingface_hub.constants.HF_HUB_OFFLINE = original
+    return root / "reference", first_requests, rerun_requests, results_time
+
+
+def test_every_step_runs_and_produces_its_output(reference_run, setting):
+    work, first_requests, _, _ = reference_run
+    _, corpus, _ = setting
+    assert json.loads((work / "steps.json").read_text())["finished"].keys() == set(STEPS)
+    augmented = load_corpus(work / "dataset", splits=("train", "fusion", "synthetic", "dev", "test"))
+    synthetic = augmented.splits["synthetic"]
+    assert len(synthetic) > 0 and all(synthetic["synthetic"])
+    assert all(len(text) <= 40 and "**" not in text and "##" not in text for text in synthetic["text"])
+    assert len(set(synthetic["text"])) == len(synthetic)
+    model = KnowFreeModel.from_pretrained(work / "annotation-model").eval()
+    predicted = model.predict(list(synthetic["text"]))
+    assert [[(s["start"], s["end"], s["label"]) for s in row] for row in synthetic["entities"]] == [sorted((s["start"], s["end"], s["label"]) for s in spans) for spans in predicted]
+    assert any(row for row in synthetic["extensions"])
+    assert augmented.splits["train"]["text"] == load_corpus(corpus).splits["train"]["text"]
+    summary = json.loads((work / "summary.json").read_text())
+    assert summary["synthesis"]["synthetic_rows"] == len(synthetic) and summary["synthesis"]["beta"] == 0.4
+    config = json.loads((work / "final-model" / "config.json").read_text())
+    assert config["synthetic_weight"] == 0.4
+    card = (work / "dataset" / "README.md").read_text(encoding="utf-8")
+    assert "## Synthesis" in card and "--train_split fusion,synthetic" in card
+    assert json.loads((work / "dataset" / "workflow.json").read_text())["prompts"]["version"]
+    distinct = len(set(augmented.splits["train"]["text"]))  # a repeated sentence is answered from the cache
+    assert first_requests == distinct * 3 + 1 + distinct + len(synthetic) * 3  # entities/segmentation/POS per row, merge, explanations, the same three per synthetic row
+
+
+def test_a_rerun_skips_every_step(reference_run):
+    _, _, rerun_requests, results_time = reference_run
+    work = reference_run[0]
+    assert rerun_requests == 0
+    assert (work / "final-model" / "results.json").stat().st_mtime_ns == results_time
+
+
+def test_kill_during_synthesis_resumes_to_the_same_result_and_pushes(reference_run, setting, tmp_path):
+    root, corpus, encoder = setting
+    script = HoldFirstExplanation()
+    with FakeLLM(script) as server, LocalHub(tmp_path / "hub") as hub:
+        environment = hub_client_env(hub.url, tmp_path / "hf-home")
+        environment.update(PYTHONPATH=str(REPO_ROOT), HF_DATASETS_OFFLINE="0")
+        command = [sys.executable, "-m", "augment", *workflow_args(corpus, encoder, tmp_path / "killed", server.url)]
+        script.armed = True
+        process = subprocess.Popen(command, env=environment, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert script.reached.wait(timeout=400), "the workflow never reached synthesis"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        state = json.loads((tmp_path / "killed" / "steps.json").read_text())
+        assert set(state["finished"]) == {"extend", "annotation_model"} and "synthesize" in state["started"]
+        before = len(server.requests)
+        resumed = subprocess.run(command + ["--push_to_hub", "tester/workflow-data", "--push_model", "tester/workflow-model"], env=environment, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert "step extend: up to date" in resumed.stderr and "step annotation_model: up to date" in resumed.stderr
+        training_texts = {row["text"] for row in training_rows()}
+        asked_again = [prompt for _, prompt in server.requests[before:] if prompt_kind(prompt) != "explain" and prompt_sentence(prompt) in training_texts]
+        assert asked_again == []  # pipeline 1 was finished before the kill: nothing of it is asked again
+        assert outcome(tmp_path / "killed") == outcome(reference_run[0])
+        code = """
+import json
+from datasets import load_dataset
+from huggingface_hub import DatasetCard, hf_hub_download
+from transformers import AutoModel
+data = load_dataset("tester/workflow-data")
+model = AutoModel.from_pretrained("tester/workflow-model", trust_remote_code=True)
+print(json.dumps({"splits": sorted(data), "synthetic": all(data["synthetic"]["synthetic"]), "card": DatasetCard.load("tester/workflow-data", repo_type="dataset").text,
+    "workflow": "prompts" in json.load(open(hf_hub_download("tester/workflow-data", "workflow.json", repo_type="dataset"))), "labels": model.config.target_labels}))
+"""
+        pushed = json.loads(run_against_hub(hub.url, code, cwd=REPO_ROOT).stdout.strip().splitlines()[-1])
+    assert pushed["splits"] == ["dev", "fusion", "synthetic", "test", "train"]
+    assert pushed["synthetic"] and pushed["workflow"] and "## Synthesis" in pushed["card"] and pushed["labels"] == LABELS
+
+
+def test_without_an_llm_synthesis_is_skipped_with_the_reason(setting, tmp_path, caplog):
+    _, corpus, encoder = setting
+    arguments = [argument for argument in workflow_args(corpus, encoder, tmp_path / "offline", "unused") if argument not in ("--endpoint", "unused")]
+    augment_main(arguments)
+    summary = json.loads((tmp_path / "offline" / "summary.json").read_text())
+    assert "needs an LLM" in summary["synthesis"] and "fusion_synthetic_test" not in summary
+    assert summary["final_model"].endswith("annotation-model")
+    splits = load_corpus(tmp_path / "offline" / "dataset", splits=("train", "fusion", "dev", "test")).splits
+    assert sum(len(row) for row in splits["fusion"]["extensions"]) > 0
