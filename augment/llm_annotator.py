@@ -26,16 +26,22 @@ def _string_field(item: dict, *names: str) -> str | None:
     return None
 
 
-def read_entities(text: str, reply: str | None, annotation: RowAnnotation) -> None:
-    """Add the entity mentions of a P_ent reply that occur in `text`."""
+def reply_items(reply: str | None, step: str, annotation: RowAnnotation) -> list | None:
+    """The JSON array of a reply, or None after counting why there is none (request failed, unreadable)."""
     if reply is None:
-        annotation.count("entities_request_failed")
-        return
+        annotation.count(f"{step}_request_failed")
+        return None
     items = parse_json_reply(reply)
     if not isinstance(items, list):
-        annotation.count("entities_reply_unparsable")
-        return
-    for item in items:
+        annotation.count(f"{step}_reply_unparsable")
+        return None
+    return items
+
+
+def read_entities(text: str, reply: str | None, annotation: RowAnnotation) -> None:
+    """Add the entity mentions of a P_ent reply that occur in `text`."""
+    items = reply_items(reply, "entities", annotation)
+    for item in items or []:
         mention = _string_field(item, "entity", "text", "name") if isinstance(item, dict) else None
         kind = _string_field(item, "type", "label", "category") if isinstance(item, dict) else None
         if mention is None or kind is None:
@@ -52,12 +58,8 @@ def read_entities(text: str, reply: str | None, annotation: RowAnnotation) -> No
 
 def read_segmentation(text: str, reply: str | None, annotation: RowAnnotation) -> None:
     """Set the row's words from a P_seg reply, repairing small gaps; rejected rows keep no words."""
-    if reply is None:
-        annotation.count("segmentation_request_failed")
-        return
-    items = parse_json_reply(reply)
-    if not isinstance(items, list):
-        annotation.count("segmentation_reply_unparsable")
+    items = reply_items(reply, "segmentation", annotation)
+    if items is None:
         return
     words = [item if isinstance(item, str) else _string_field(item, "word", "text") if isinstance(item, dict) else None for item in items]
     if any(word is None for word in words):
@@ -75,11 +77,10 @@ def read_segmentation(text: str, reply: str | None, annotation: RowAnnotation) -
 
 def read_pos(text: str, reply: str | None, annotation: RowAnnotation) -> None:
     """Set the row's POS spans from a P_pos reply when its words tile the text and all carry a tag."""
-    if reply is None:
-        annotation.count("pos_request_failed")
+    items = reply_items(reply, "pos", annotation)
+    if items is None:
         return
-    items = parse_json_reply(reply)
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+    if not all(isinstance(item, dict) for item in items):
         annotation.count("pos_reply_unparsable")
         return
     words = [_string_field(item, "word", "text") or "" for item in items]
