@@ -177,3 +177,30 @@ print(json.dumps({{"splits": sorted(loaded), "fusion_extensions": sum(len(row) f
     assert "ent:地名" in pushed["metadata"] and "KnowFREE augmented dataset" in pushed["card"]
     local = load_corpus(tmp_path / "out", train_splits=("fusion",))
     assert pushed["fusion_extensions"] == sum(len(row) for row in local.splits["train"]["extensions"])
+
+
+def tiny_sentence_transformer(folder):
+    from sentence_transformers import SentenceTransformer, models
+
+    encoder = write_tiny_encoder(folder / "encoder", build_bert_char_tokenizer())
+    transformer = models.Transformer(str(encoder))
+    model = SentenceTransformer(modules=[transformer, models.Pooling(transformer.get_word_embedding_dimension())], device="cpu")
+    model.save(str(folder / "st"))
+    return folder / "st"
+
+
+@pytest.mark.usefixtures("hub_online")
+def test_llm_synonym_groups_are_decided_by_the_embedding_model(corpus, tmp_path):
+    rows = training_rows()
+    entities = {row["text"]: json.dumps([{"entity": row["text"][s["start"]:s["end"]], "type": {"PER": "人物", "LOC": "城市", "ORG": "组织"}[s["label"]]} for s in row["entities"]], ensure_ascii=False) for row in rows}
+    groups = json.dumps({"人名": ["人物"], "地名": ["城市", "组织"]}, ensure_ascii=False)
+    with FakeLLM(ScriptedAnnotator(entities, merge_reply=groups)) as server:
+        augment_main(["extend", "--data", str(corpus), "--output_dir", str(tmp_path / "out"), "--endpoint", server.url, "--retries", "0",
+                      "--embedding_model", str(tiny_sentence_transformer(tmp_path)), "--epsilon", "1000"])  # fmt: skip
+    merging = read_metadata(tmp_path / "out")["merging"]
+    assert merging["proposed_groups"] == {"人名": ["人物"], "地名": ["城市", "组织"]}
+    assert merging["type_to_label"] == {"人物": "人名", "城市": "地名", "组织": "地名"}  # a huge epsilon merges every proposed synonym
+    assert {decision["type"] for decision in merging["decisions"]} == {"人物", "城市", "组织"}
+    labels = read_metadata(tmp_path / "out")["extension_labels"]
+    assert "ent:地名" in labels and "ent:城市" not in labels and "pos:n" in labels
+    assert "## Synonym merging" in (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
