@@ -254,7 +254,7 @@ def test_augmentation_tab_shows_the_offline_extension_labels(client):
     assert by_source == {space_app.OFFLINE_SOURCE: expected}
     assert [tuple(row[1:4]) for row in table["data"]] == [(s["start"], s["end"], s["label"]) for s in expected]
     assert "".join(segment["token"] for segment in offline) == sentence
-    assert ("马云", "ent:人名 pos:nr") in [(segment["token"], segment["class_or_confidence"]) for segment in offline]
+    assert ("马云", "ent:人名 pos:n") in [(segment["token"], segment["class_or_confidence"]) for segment in offline]
     assert "No LLM endpoint configured" in status
 
 

@@ -43,7 +43,7 @@ class HoldFirstExplanation:
 @pytest.fixture(scope="module")
 def setting(tmp_path_factory):
     root = tmp_path_factory.mktemp("workflow")
-    rows = training_rows()[:12]
+    rows = training_rows()[:8]
     corpus = write_corpus(root / "corpus", {"train": rows, "dev": rows[:4], "test": rows[4:8]}, LABELS)
     encoder = write_tiny_encoder(root / "encoder", build_bert_char_tokenizer())
     return root, corpus, encoder
@@ -52,7 +52,7 @@ def setting(tmp_path_factory):
 def workflow_args(corpus, encoder, work_dir, endpoint, *extra) -> list[str]:
     return [
         "workflow", "--data", str(corpus), "--work_dir", str(work_dir), "--endpoint", endpoint, "--retries", "0", "--timeout", "60",
-        "--encoder", str(encoder), "--epochs", "2", "--batch_size", "4", "--max_chars", "40", "--min_chars", "4",
+        "--encoder", str(encoder), "--epochs", "1", "--batch_size", "4", "--max_chars", "40", "--min_chars", "4",
         "--train_args", "--head_lr 1e-2 --config_overrides projection_size=16,span_hidden_size=16,biaffine_heads=2,local_attention_heads=2",
         *extra,
     ]  # fmt: skip
