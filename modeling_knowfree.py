@@ -306,13 +306,33 @@ def gather_band(features: torch.Tensor, width: int) -> torch.Tensor:
     return padded.unfold(1, width, 1).transpose(2, 3)
 
 
+def gather_band_rows(features: torch.Tensor, width: int, rows: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rows of `gather_band(features, width)`: (B, L, D) -> (R, W, D) for R (batch index, position index).
+
+    One `index_select` on the text-padded features, so the backward pass scatters into a (B, L, D)
+    gradient instead of zero-filling a (B, L, W, D) one.
+    """
+    batch, length, size = features.shape
+    batch_index, position_index = rows
+    padded = F.pad(features, (0, 0, 0, width - 1)).reshape(-1, size)
+    first = batch_index * (length + width - 1) + position_index
+    cells = first[:, None] + torch.arange(width, device=features.device)
+    return padded.index_select(0, cells.reshape(-1)).view(len(first), width, size)
+
+
 class KnowFreeMultiHeadBiaffine(nn.Module):
     """Multi-head biaffine scorer (eq. 10).
 
     The projection size D' is split into `biaffine_heads` blocks; each block has its own bilinear
     form into the D~ span features, and an affine term on [start; end] is added:
     H_B[i, j] = sum_m s_m[i]^T U_m e_m[j] + W_s s[i] + W_e e[j] + b.
-    Input: start, end (B, L, D'). Output: band (B, L, W, D~).
+    Input: start, end (B, L, D'). Output: band (B, L, W, D~), or (R, W, D~) for the R band rows
+    given as `rows` = (batch index, position index) of their start character.
+
+    Contraction order: per head m, T_m[i] = s_m[i]^T U_m (a D'/heads x D~ matrix) is computed once per
+    start position, then every cell of the row multiplies its end features by it. U_m is applied once
+    per position rather than once per cell, and head by head the products are plain matrix products:
+    no (R, heads, D~, D'/heads) intermediate is built or permuted at once.
     """
 
     def __init__(self, config: KnowFreeConfig):
@@ -325,15 +345,23 @@ class KnowFreeMultiHeadBiaffine(nn.Module):
         self.start_affine = nn.Linear(config.projection_size, config.span_hidden_size)
         self.end_affine = nn.Linear(config.projection_size, config.span_hidden_size, bias=False)
 
-    def forward(self, start: torch.Tensor, end: torch.Tensor, width: int) -> torch.Tensor:
-        batch, length, _ = start.shape
-        start_heads = start.view(batch, length, self.heads, self.head_size)
-        end_band = gather_band(end.view(batch, length, -1), width)
-        end_band = end_band.reshape(batch, length, width, self.heads, self.head_size)
-        start_by_form = torch.einsum("blmx,mxoy->blmoy", start_heads, self.bilinear)
-        bilinear = torch.einsum("blmoy,blkmy->blko", start_by_form, end_band)
-        affine = self.start_affine(start)[:, :, None, :] + gather_band(self.end_affine(end), width)
-        return bilinear + affine
+    def forward(
+        self, start: torch.Tensor, end: torch.Tensor, width: int, rows: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        batch, length, projection = start.shape
+        if rows is None:
+            every_row = torch.ones(batch, length, dtype=torch.bool, device=start.device).nonzero(as_tuple=True)
+            return self.forward(start, end, width, every_row).view(batch, length, width, self.bilinear.shape[2])
+        count = len(rows[0])
+        flat_rows = rows[0] * length + rows[1]
+        start_rows = start.reshape(-1, projection).index_select(0, flat_rows)
+        band = gather_band_rows(self.end_affine(end), width, rows) + self.start_affine(start_rows)[:, None, :]
+        end_heads = gather_band_rows(end, width, rows).view(count, width, self.heads, self.head_size).unbind(2)
+        start_heads = start_rows.view(count, self.heads, self.head_size).unbind(1)
+        for start_head, end_head, bilinear in zip(start_heads, end_heads, self.bilinear.unbind(0)):
+            forms = (start_head @ bilinear.reshape(self.head_size, -1)).view(count, bilinear.shape[1], self.head_size)
+            band = band.baddbmm_(end_head, forms.transpose(1, 2))
+        return band
 
 
 class KnowFreeLocalAttention(nn.Module):
@@ -341,11 +369,13 @@ class KnowFreeLocalAttention(nn.Module):
 
     Span (i, j) attends to the spans (i, j') of its own start row with |j - j'| <= w, skipping
     cells outside the text. In the (start, width) layout those are the cells (i, k') with
-    |k - k'| <= w. The width axis is cut into blocks of about `BLOCK` cells; the queries of a block
-    are scored against the keys of that block widened by w on each side, through one batched matrix
-    product, and the mask keeps exactly the |k - k'| <= w neighbours. Each score matrix is
-    block x (block + 2w), so no L x L attention matrix exists and the cost grows linearly with W.
-    Input (B, L, W, D~) and the band mask (B, L, W); output (B, L, W, D~), LayerNorm(concat of heads).
+    |k - k'| <= w. A row of at most `BLOCK` + 2w cells is one block whose queries are scored against
+    the whole row. A wider row is cut into blocks of about `BLOCK` cells, and the queries of a block
+    are scored against the keys of that block widened by w on each side. A mask keeps exactly the
+    |k - k'| <= w neighbours that are spans; every score matrix is at most block x (block + 2w), so
+    no L x L attention matrix exists and the cost grows linearly with W. All blocks go through one
+    fused `scaled_dot_product_attention` call on strided views of the q/k/v projection.
+    Input (..., W, D~) and the band mask (..., W); output (..., W, D~), LayerNorm(concat of heads).
     """
 
     BLOCK = 16
@@ -361,29 +391,50 @@ class KnowFreeLocalAttention(nn.Module):
         self.norm = nn.LayerNorm(config.span_hidden_size)
 
     def forward(self, spans: torch.Tensor, span_mask: torch.Tensor) -> torch.Tensor:
-        batch, length, width, hidden = spans.shape
-        blocks = -(-width // self.BLOCK)
-        block = -(-width // blocks)
+        *leading, width, hidden = spans.shape
+        rows = span_mask.numel() // width
+        if rows == 0:
+            return self.norm(spans)
+        if width <= self.BLOCK + 2 * self.window:
+            blocks, block, halo = 1, width, 0
+        else:
+            blocks = -(-width // self.BLOCK)
+            block, halo = -(-width // blocks), self.window
         padded_width = blocks * block
-        reach = block + 2 * self.window
+        reach = block + 2 * halo
+        # the cells of all rows one after another, each row padded to whole blocks, and `halo` zero
+        # cells before the first and after the last: the keys of block b are the `reach` cells from
+        # position b * block on, and its queries the `block` cells from b * block + halo on
+        cells = spans.reshape(rows, width, hidden)
+        if padded_width > width:
+            cells = F.pad(cells, (0, 0, 0, padded_width - width))
+        cells = cells.reshape(rows * padded_width, hidden)
+        if halo:
+            cells = F.pad(cells, (0, 0, halo, halo))
         weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
-        projected = F.linear(spans, weight).view(batch, length, width, 3, self.heads, self.head_size)
-        query, key, value = projected.unbind(3)
+        query, key, value = F.linear(cells, weight).view(len(cells), 3, hidden).unbind(1)
+        if halo:
+            query = query[halo:-halo]
+        query = query.view(rows * blocks, block, self.heads, self.head_size).transpose(1, 2)
+        shape = (rows * blocks, self.heads, self.head_size, reach)
+        key = key.unfold(0, reach, block).view(shape).transpose(2, 3)
+        value = value.unfold(0, reach, block).view(shape).transpose(2, 3)
 
-        query = F.pad(query, (0, 0, 0, 0, 0, padded_width - width)) / self.head_size**0.5
-        query = query.view(batch, length, blocks, block, self.heads, self.head_size).permute(0, 1, 4, 2, 3, 5)
-        widened = (0, 0, 0, 0, self.window, padded_width - width + self.window)
-        key = F.pad(key, widened).unfold(2, reach, block).permute(0, 1, 3, 2, 5, 4)
-        value = F.pad(value, widened).unfold(2, reach, block).permute(0, 1, 3, 2, 5, 4)
-
-        offsets = torch.arange(reach, device=spans.device)[None, :] - torch.arange(block, device=spans.device)[:, None]
-        near = (offsets >= 0) & (offsets <= 2 * self.window)
-        key_is_span = F.pad(span_mask, (self.window, padded_width - width + self.window), value=False).unfold(2, reach, block)
-        allowed = near & key_is_span[:, :, None, :, None, :]
-        scores = (query @ key.transpose(-1, -2)).masked_fill(~allowed, torch.finfo(spans.dtype).min)
-        attended = scores.softmax(-1) @ value
-        attended = attended.permute(0, 1, 3, 4, 2, 5).reshape(batch, length, padded_width, hidden)[:, :, :width]
-        return self.norm(attended)
+        # key c of a block lies c - halo cells after the block's first query; halo cells of the
+        # neighbouring rows and the padding are not spans of this row, so the mask drops them
+        key_is_span = span_mask.reshape(rows, width)
+        if padded_width > width or halo:
+            key_is_span = F.pad(key_is_span, (halo, padded_width - width + halo), value=False)
+        key_is_span = key_is_span.unfold(1, reach, block).reshape(rows * blocks, 1, 1, reach)
+        positions = torch.arange(reach, device=spans.device)
+        near = (positions[None, :] - halo - positions[:block, None]).abs() <= self.window
+        bias = torch.full((rows * blocks, 1, block, reach), torch.finfo(spans.dtype).min, dtype=spans.dtype, device=spans.device)
+        bias = bias.masked_fill_(near & key_is_span, 0.0)
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
+        attended = attended.transpose(1, 2).reshape(rows, padded_width, hidden)
+        if padded_width > width:
+            attended = attended[:, :width]
+        return self.norm(attended).view(*leading, width, hidden)
 
 
 class KnowFreeLabelClassifier(nn.Linear):
@@ -400,7 +451,15 @@ class KnowFreeSpanHead(nn.Module):
     H_G = LayerNorm(H_B + H_attn); logits = W_O (H_B + H_G) + b. Without local attention the
     classifier reads H_B alone. Input (B, L, D) and char mask (B, L); output logits (B, L, W, N)
     over target then extension labels, and the band mask (B, L, W).
+
+    Only the band rows whose start character is in the text are computed (every cell of the other
+    rows lies outside the text; their logits are 0), so padding in a batch costs nothing past the
+    projections. Without gradients (prediction) a batch holding more than `INFERENCE_CHUNK_CELLS`
+    band cells goes through in sub-batches of texts, at least one text each, which bounds the memory
+    of long texts; a text's logits depend on that text alone, so this changes no value.
     """
+
+    INFERENCE_CHUNK_CELLS = 2**18
 
     def __init__(self, config: KnowFreeConfig, input_size: int):
         super().__init__()
@@ -414,16 +473,37 @@ class KnowFreeSpanHead(nn.Module):
         self.max_span_width = config.max_span_width
 
     def forward(self, char_states: torch.Tensor, char_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        width = band_width(char_states.shape[1], self.max_span_width)
+        batch, length, _ = char_states.shape
+        width = band_width(length, self.max_span_width)
+        texts_per_chunk = max(1, self.INFERENCE_CHUNK_CELLS // (length * width))
+        if not torch.is_grad_enabled() and texts_per_chunk < batch:
+            chunks = [
+                self(char_states[first : first + texts_per_chunk], char_mask[first : first + texts_per_chunk])
+                for first in range(0, batch, texts_per_chunk)
+            ]
+            return torch.cat([logits for logits, _ in chunks]), torch.cat([span_mask for _, span_mask in chunks])
         span_mask = band_span_mask(char_mask, width)
         start = self.start_projection(char_states)
         end = self.end_projection(char_states)
-        biaffine = self.biaffine(start, end, width)
+        rows = char_mask.nonzero(as_tuple=True)
+        logits = self.row_logits(start, end, width, span_mask[rows], rows)
+        return logits.new_zeros(span_mask.shape + logits.shape[-1:]).index_put(rows, logits), span_mask
+
+    def row_logits(
+        self,
+        start: torch.Tensor,
+        end: torch.Tensor,
+        width: int,
+        row_mask: torch.Tensor,
+        rows: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        """Logits (R, W, N) of the band rows starting at `rows` = (batch index, position index)."""
+        biaffine = self.biaffine(start, end, width, rows)
         if self.local_attention is None:
-            return self.classifier(biaffine), span_mask
-        attended = self.local_attention(biaffine, span_mask)
+            return self.classifier(biaffine)
+        attended = self.local_attention(biaffine, row_mask)
         grouped = self.residual_norm(biaffine + attended)
-        return self.classifier(biaffine + grouped), span_mask
+        return self.classifier(biaffine + grouped)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from modeling_knowfree import (
     band_span_mask,
     band_width,
     collate_windows,
+    gather_band,
+    gather_band_rows,
     decode_spans,
     extension_label_weight,
     span_label_grid,
@@ -100,7 +102,15 @@ def padded_mask(lengths: list[int]) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     "lengths,window,heads",
-    [([9, 6, 2], 2, 4), ([17, 17, 11], 3, 2), ([12, 5, 1], 0, 4), ([33, 20, 30], 5, 5), ([7, 7, 7], 10, 10), ([45, 30], 20, 4)],
+    [
+        ([9, 6, 2], 2, 4),
+        ([17, 17, 11], 3, 2),
+        ([12, 5, 1], 0, 4),
+        ([33, 20, 30], 5, 5),
+        ([37, 12], 2, 4),
+        ([7, 7, 7], 10, 10),
+        ([45, 30], 20, 4),
+    ],
 )
 def test_band_head_equals_reference_without_width_limit(lengths, window, heads):
     torch.manual_seed(len(lengths) + window)
@@ -128,6 +138,48 @@ def test_band_head_equals_reference_inside_width_limit(width_limit, window):
     assert window_inside_band.sum() > 0
     difference = (band_to_grid(band_logits, 21) - reference)[window_inside_band].abs().max().item()
     assert difference < 1e-5
+
+
+def test_blocked_attention_with_padded_blocks_equals_reference_inside_width_limit():
+    # a band of 29 > BLOCK + 2w cells is cut into blocks (2 of 15, one padding cell per row)
+    torch.manual_seed(3)
+    config = tiny_config(50, ["A", "B"], [], local_attention_window=2, max_span_width=29)
+    head = KnowFreeSpanHead(config, 32)
+    states, mask = torch.randn(3, 40, 32), padded_mask([40, 33, 5])
+    band_logits, _ = head(states, mask)
+    reference, valid = reference_span_logits(head, states, mask)
+    offsets = torch.arange(40)[None, :] - torch.arange(40)[:, None]
+    compared = valid & (offsets + 2 < 29)[None]
+    assert (band_to_grid(band_logits, 40) - reference)[compared].abs().max().item() < 1e-5
+
+
+def test_inference_in_chunks_of_texts_gives_the_logits_of_one_pass(monkeypatch):
+    torch.manual_seed(4)
+    head = KnowFreeSpanHead(tiny_config(50, ["A"], ["x"], max_span_width=6), 32)
+    states, mask = torch.randn(3, 15, 32), padded_mask([15, 9, 4])
+    one_pass, span_mask = head(states, mask)
+    monkeypatch.setattr(KnowFreeSpanHead, "INFERENCE_CHUNK_CELLS", 6 * 5)
+    with torch.no_grad():
+        chunked, _ = head(states, mask)
+    assert torch.allclose(chunked[span_mask], one_pass.detach()[span_mask], atol=1e-6)
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_rows_outside_the_text_get_zero_logits_and_empty_batches_work(grad):
+    head = KnowFreeSpanHead(tiny_config(50, ["A"], []), 32)
+    states = torch.randn(2, 6, 32)
+    with torch.set_grad_enabled(grad):
+        logits, span_mask = head(states, padded_mask([6, 2]))
+        empty_logits, empty_mask = head(states, torch.zeros(2, 6, dtype=torch.bool))
+    assert torch.equal(logits[1, 2:], torch.zeros_like(logits[1, 2:]))
+    assert span_mask[0].any() and not empty_mask.any()
+    assert empty_logits.shape == (2, 6, 6, 1) and not empty_logits.any()
+
+
+def test_band_rows_are_rows_of_the_band():
+    features = torch.randn(2, 7, 3)
+    rows = (torch.tensor([0, 1, 1, 0]), torch.tensor([6, 0, 3, 2]))
+    assert torch.equal(gather_band_rows(features, 4, rows), gather_band(features, 4)[rows])
 
 
 def test_ablation_without_local_attention_matches_reference():
