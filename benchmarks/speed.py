@@ -1,0 +1,696 @@
+"""Training step time, inference throughput and peak memory of KnowFREE against the token baseline.
+
+Both models are built exactly as `train.py` builds them (`build_knowfree`, `build_baseline`,
+`optimizer_groups`, `--freeze_embeddings`, `max_span_width` = longest training span + 8) on the same
+encoder, and measured side by side in this process on the same inputs:
+
+- training step: forward + backward + gradient clipping + AdamW step on the same batches of training
+  rows (Weibo and cmeee, K rows each), each model with its own collator; collation is timed apart.
+  Warm-up steps are excluded; the median of the timed steps is reported;
+- inference: `KnowFreeModel.predict` and `predict_token_spans` end to end (windows, collation, encoder,
+  head, decoding) on the Weibo test texts (typical lengths) and on the longest cmeee test sentences
+  (long lengths, read in windows), in sentences per second, median of the repeats; the longest cmeee
+  sentence alone, in seconds. Forward hooks on each model's encoder split the time into encoder and
+  the rest (span head or token classifier, collation, decoding);
+- peak memory: every (model, workload) runs once in a fresh spawned process that builds only that
+  model, pays one-time costs with a warm-up (a short prediction, or a first training step that also
+  creates the optimizer state), then measures: the peak resident set during the workload (VmHWM of
+  /proc/self/status, reset just before it, as in `bench_span_head.py`), which includes the weights,
+  and its increment over the resident set just before.
+
+Timings on a shared machine drift, so the two models alternate (A B, then B A, ...) and only ratios
+(KnowFREE / baseline) are headline figures. Run from the repository root:
+
+    python benchmarks/speed.py                 # full run, table on stdout
+    python benchmarks/speed.py --write         # + update benchmarks/RESULTS.md and results.json
+    python benchmarks/speed.py --smoke         # a quick run with few sentences and steps
+"""
+
+import argparse
+import gc
+import json
+import multiprocessing
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = Path(__file__).resolve().parent
+for folder in (REPO_ROOT, BENCHMARKS):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+import train  # noqa: E402
+from bench_span_head import reset_peak_resident, resident_bytes  # noqa: E402
+from knowfree.collate import SpanCollator  # noqa: E402
+from knowfree.data import LabeledCorpus  # noqa: E402
+from knowfree.evaluation import score_spans  # noqa: E402
+from knowfree.token_baseline import TokenClassificationCollator, build_token_classifier, predict_token_spans  # noqa: E402
+from modeling_knowfree import KnowFreeModel  # noqa: E402
+
+GB = 1e9
+BLOCK_START = "<!-- speed:start -->"
+BLOCK_END = "<!-- speed:end -->"
+KNOWFREE, BASELINE = "knowfree", "baseline"
+CORPORA = ("weibo", "cmeee")
+MODEL_CHOICE = {KNOWFREE: "knowfree", BASELINE: "token-classification"}
+PREDICT_WARM_UP_TEXTS = 4
+
+TARGET_PREDICT_RATIO = 0.8
+TARGET_TRAIN_RATIO = 1.5
+TARGET_PEAK_GB = 4.0
+TARGET_NON_ENCODER_SHARE = 0.25
+
+
+# ---------------------------------------------------------------------------------------------------
+# The two models
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Contender:
+    """One model with what it needs to train and predict, built as train.py builds it."""
+
+    name: str
+    model: torch.nn.Module
+    collator: Callable
+    optimizer: torch.optim.Optimizer
+    encoder: torch.nn.Module
+    predict: Callable[[list[str]], list[list[dict]]]
+
+
+def training_arguments(data: Path, name: str, options: argparse.Namespace) -> argparse.Namespace:
+    """train.py's own argument parsing, so every default (span width margin, decoding, weights) is its."""
+    argv = [
+        "--data", str(data), "--model", MODEL_CHOICE[name], "--encoder", str(options.encoder), "--output_dir", "unused",
+        "--batch_size", str(options.batch_size), "--eval_batch_size", str(options.eval_batch_size),
+    ]
+    if options.k:
+        argv += ["--k", str(options.k)]
+    if options.freeze_embeddings:
+        argv.append("--freeze_embeddings")
+    args = train.parse_args(argv)
+    defaults = train.TASK_DEFAULTS[args.task]
+    args.synthetic_weight = defaults["synthetic_weight"] if args.synthetic_weight is None else args.synthetic_weight
+    args.weight_decay = defaults["weight_decay"] if args.weight_decay is None else args.weight_decay
+    return args
+
+
+def build_contender(name: str, data: Path, options: argparse.Namespace, trained: str | None = None) -> tuple[LabeledCorpus, Contender]:
+    """A fresh model on the encoder as train.py builds it, or one trained earlier (`trained` folder)."""
+    args = training_arguments(data, name, options)
+    corpus = train.load_training_corpus(args)
+    torch.manual_seed(options.seed)
+    if name == KNOWFREE:
+        if trained:
+            model = KnowFreeModel.from_pretrained(trained)
+            collator = SpanCollator(model.tokenizer, model.config, skip_wider_spans=True)
+        else:
+            model, _, collator, _ = train.build_knowfree(args, corpus)
+        encoder = model.encoder
+
+        def predict(texts: list[str]) -> list[list[dict]]:
+            return model.predict(texts, batch_size=options.eval_batch_size)
+
+    else:
+        if trained:
+            model, tokenizer = build_token_classifier(trained, list(corpus.labels))
+            collator = TokenClassificationCollator(tokenizer, list(corpus.labels))
+        else:
+            model, tokenizer, collator, _ = train.build_baseline(args, corpus)
+        encoder = model.base_model
+
+        def predict(texts: list[str]) -> list[list[dict]]:
+            return predict_token_spans(model, tokenizer, texts, batch_size=options.eval_batch_size)
+
+    if args.freeze_embeddings:
+        encoder.get_input_embeddings().weight.requires_grad_(False)
+    optimizer = torch.optim.AdamW(train.optimizer_groups(model, args, args.weight_decay))
+    return corpus, Contender(name, model, collator, optimizer, encoder, predict)
+
+
+def trained_folder(name: str, corpus_name: str, options: argparse.Namespace) -> str | None:
+    """The trained model given on the command line for this corpus (only Weibo ones are accepted)."""
+    if corpus_name != "weibo":
+        return None
+    return options.knowfree_model if name == KNOWFREE else options.baseline_model
+
+
+# ---------------------------------------------------------------------------------------------------
+# Measurements in this process
+# ---------------------------------------------------------------------------------------------------
+
+
+def training_batches(corpus: LabeledCorpus, options: argparse.Namespace) -> list[list[dict]]:
+    """The rows of the warm-up and timed steps: train.py's first-epoch order, cycled if too short."""
+    rows = corpus.splits["train"]
+    order = train.epoch_order(len(rows), options.seed, 0)
+    count = options.warmup_steps + options.train_steps
+    batches = []
+    for step in range(count):
+        indices = [order[(step * options.batch_size + offset) % len(order)] for offset in range(options.batch_size)]
+        batches.append([rows[index] for index in indices])
+    return batches
+
+
+def train_step(contender: Contender, batch: dict[str, torch.Tensor], max_grad_norm: float = 1.0) -> float:
+    """Seconds of one optimizer step as train.py takes it: forward, backward, clipping, AdamW, zero_grad."""
+    started = time.perf_counter()
+    loss = contender.model(**batch).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(contender.model.parameters(), max_grad_norm)
+    contender.optimizer.step()
+    contender.optimizer.zero_grad()
+    return time.perf_counter() - started
+
+
+def alternate(contenders: list[Contender], round_index: int) -> list[Contender]:
+    """A B in even rounds, B A in odd ones, so drift and cache effects fall on both."""
+    return contenders if round_index % 2 == 0 else contenders[::-1]
+
+
+def measure_training(contenders: list[Contender], rows: list[list[dict]], options: argparse.Namespace) -> dict:
+    """Median step seconds (and mean collation seconds) per model on the same row batches."""
+    batches, collate_seconds = {}, {}
+    for contender in contenders:
+        started = time.perf_counter()
+        batches[contender.name] = [contender.collator(batch_rows) for batch_rows in rows]
+        collate_seconds[contender.name] = (time.perf_counter() - started) / len(rows)
+    steps: dict[str, list[float]] = {contender.name: [] for contender in contenders}
+    for contender in contenders:
+        contender.model.train()
+    for step in range(len(rows)):
+        for contender in alternate(contenders, step):
+            seconds = train_step(contender, batches[contender.name][step])
+            if step >= options.warmup_steps:
+                steps[contender.name].append(seconds)
+    characters = [sum(len(row["text"]) for row in batch_rows) for batch_rows in rows[options.warmup_steps :]]
+    result = {
+        "steps": options.train_steps,
+        "warmup_steps": options.warmup_steps,
+        "batch_size": options.batch_size,
+        "mean_characters_per_batch": statistics.mean(characters),
+    }
+    for contender in contenders:
+        result[f"{contender.name}_step_s"] = statistics.median(steps[contender.name])
+        result[f"{contender.name}_step_s_all"] = steps[contender.name]
+        result[f"{contender.name}_collate_s"] = collate_seconds[contender.name]
+    result["ratio"] = result[f"{KNOWFREE}_step_s"] / result[f"{BASELINE}_step_s"]
+    return result
+
+
+class EncoderClock:
+    """Seconds spent inside a module's forward, through a pre-hook and a hook."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.seconds = 0.0
+        self._started = 0.0
+        self._handles = [module.register_forward_pre_hook(self._start), module.register_forward_hook(self._stop)]
+
+    def _start(self, *_):
+        self._started = time.perf_counter()
+
+    def _stop(self, *_):
+        self.seconds += time.perf_counter() - self._started
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def timed_predict(contender: Contender, texts: list[str]) -> tuple[float, float, int]:
+    """Seconds of one `predict` over `texts`, seconds of it inside the encoder, and spans predicted."""
+    clock = EncoderClock(contender.encoder)
+    try:
+        started = time.perf_counter()
+        predictions = contender.predict(texts)
+        seconds = time.perf_counter() - started
+    finally:
+        clock.remove()
+    return seconds, clock.seconds, sum(len(spans) for spans in predictions)
+
+
+def measure_prediction(contenders: list[Contender], texts: list[str], repeats: int) -> dict:
+    """Sentences per second of each model's end-to-end predict (median over repeats), with the split
+    of its time between the encoder and the rest."""
+    for contender in contenders:
+        contender.predict(texts[:PREDICT_WARM_UP_TEXTS])
+    runs: dict[str, list[tuple[float, float, int]]] = {contender.name: [] for contender in contenders}
+    for round_index in range(repeats):
+        for contender in alternate(contenders, round_index):
+            runs[contender.name].append(timed_predict(contender, texts))
+    result = {"sentences": len(texts), "characters": sum(map(len, texts)), "longest_characters": max(map(len, texts)), "repeats": repeats}
+    for name, measured in runs.items():
+        seconds = statistics.median(run[0] for run in measured)
+        median_run = min(measured, key=lambda run: abs(run[0] - seconds))
+        result[f"{name}_s"] = seconds
+        result[f"{name}_s_all"] = [run[0] for run in measured]
+        result[f"{name}_sentences_per_s"] = len(texts) / seconds
+        result[f"{name}_encoder_s"] = median_run[1]
+        result[f"{name}_non_encoder_per_encoder"] = (median_run[0] - median_run[1]) / median_run[1]
+        result[f"{name}_spans"] = median_run[2]
+    result["ratio"] = result[f"{KNOWFREE}_sentences_per_s"] / result[f"{BASELINE}_sentences_per_s"]
+    return result
+
+
+def quantized_encoder_copy(contender: Contender, batch_size: int) -> Contender:
+    """A copy of the KnowFREE model whose encoder Linear layers are dynamically quantized to int8
+    (weights int8, activations quantized on the fly); for prediction only."""
+    import copy
+    import warnings
+
+    model = copy.deepcopy(contender.model).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+        model.encoder = torch.ao.quantization.quantize_dynamic(model.encoder, {torch.nn.Linear}, dtype=torch.qint8)
+
+    def predict(texts: list[str]) -> list[list[dict]]:
+        return model.predict(texts, batch_size=batch_size)
+
+    return Contender(contender.name, model, contender.collator, contender.optimizer, model.encoder, predict)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Peak memory in fresh processes
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryJob:
+    """One (model, workload) whose peak resident set a fresh process measures."""
+
+    model: str
+    corpus: str
+    workload: str  # "predict" or "train"
+    texts: tuple[str, ...] = ()
+    train_rows: tuple[int, ...] = ()
+
+
+def peak_memory_in_fresh_process(job: MemoryJob, options: argparse.Namespace) -> dict:
+    """Body of the spawned process: build the one model, warm up, then measure the workload."""
+    torch.set_num_threads(options.threads)
+    data = Path(options.data_dir) / job.corpus
+    corpus, contender = build_contender(job.model, data, options, trained_folder(job.model, job.corpus, options))
+    if job.workload == "predict":
+        contender.predict(["预热一下。"] * 2)
+        run = lambda: contender.predict(list(job.texts))  # noqa: E731
+    else:
+        rows = corpus.splits["train"]
+        batch = contender.collator([rows[index] for index in job.train_rows])
+        contender.model.train()
+        train_step(contender, batch)
+        run = lambda: train_step(contender, batch)  # noqa: E731
+    gc.collect()
+    before = resident_bytes("VmRSS")
+    reset_peak_resident()
+    run()
+    peak = resident_bytes("VmHWM")
+    return {"rss_before_gb": before / GB, "peak_gb": peak / GB, "increment_gb": (peak - before) / GB}
+
+
+def measure_peak(job: MemoryJob, options: argparse.Namespace) -> dict:
+    """Run one memory job in a new interpreter, so no other allocation shares its heap."""
+    print(f"  peak memory: {job.model} {job.corpus} {job.workload} (fresh process)", file=sys.stderr, flush=True)
+    try:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(peak_memory_in_fresh_process, job, options).result()
+    except BrokenProcessPool:
+        return {"rss_before_gb": None, "peak_gb": None, "increment_gb": None, "error": "the measuring process died (out of memory?)"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------------
+
+
+def machine_description(threads: int) -> dict:
+    """CPU model, cores, memory and library versions of the machine the figures come from."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    memory_gb = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            memory_gb = round(int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1]) * 1024 / GB, 1)
+    except (OSError, StopIteration):
+        pass
+    import transformers
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "torch_threads": threads,
+        "device": "cpu",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _number(value: float | None, pattern: str) -> str:
+    return "-" if value is None else format(value, pattern)
+
+
+def _rate(value: float) -> str:
+    """Sentences per second with two significant decimals below 10."""
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def format_table(speed: dict) -> str:
+    """The markdown table: one line per measurement, KnowFREE, baseline, ratio and target."""
+    lines = [
+        "| measurement | KnowFREE | baseline | KnowFREE / baseline | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for corpus, training in speed["train_step"].items():
+        lines.append(
+            f"| train step, {corpus} K={speed['settings']['k']}, batch {training['batch_size']} "
+            f"({training['mean_characters_per_batch']:.0f} chars), s (median of {training['steps']}) "
+            f"| {training[f'{KNOWFREE}_step_s']:.3f} | {training[f'{BASELINE}_step_s']:.3f} | {training['ratio']:.2f} "
+            f"| {'<= %.1f' % TARGET_TRAIN_RATIO if corpus == 'weibo' else ''} |"
+        )
+    for key, prediction in speed["predict"].items():
+        label = PREDICT_LABELS.get(key, key)
+        if key == "cmeee_longest_sentence":
+            lines.append(
+                f"| {label} ({prediction['characters']:,} chars), s | {prediction[f'{KNOWFREE}_s']:.2f} "
+                f"| {prediction[f'{BASELINE}_s']:.2f} | {prediction[f'{KNOWFREE}_s'] / prediction[f'{BASELINE}_s']:.2f} (time) | |"
+            )
+            continue
+        target = f">= {TARGET_PREDICT_RATIO}" if key == "weibo_test" else ""
+        lines.append(
+            f"| {label} ({prediction['sentences']} sentence{'s' if prediction['sentences'] > 1 else ''}, up to "
+            f"{prediction['longest_characters']:,} chars), sentences/s "
+            f"| {_rate(prediction[f'{KNOWFREE}_sentences_per_s'])} | {_rate(prediction[f'{BASELINE}_sentences_per_s'])} "
+            f"| {prediction['ratio']:.2f} | {target} |"
+        )
+        lines.append(
+            f"| &nbsp;&nbsp;non-encoder time / encoder time | {prediction[f'{KNOWFREE}_non_encoder_per_encoder']:.2f} "
+            f"| {prediction[f'{BASELINE}_non_encoder_per_encoder']:.2f} | | "
+            f"{'<= %.2f (KnowFREE)' % TARGET_NON_ENCODER_SHARE if key == 'weibo_test' else ''} |"
+        )
+    if "int8" in speed:
+        int8 = speed["int8"]
+        f1 = ""
+        if int8.get("fp32_f1") is not None:
+            f1 = f"; test F1 {int8['fp32_f1']:.4f} -> {int8['int8_f1']:.4f}"
+        lines.append(
+            f"| predict Weibo test, KnowFREE with int8 encoder (dynamic quantization), sentences/s "
+            f"| {_rate(int8['int8_sentences_per_s'])} | {_rate(int8[f'{BASELINE}_sentences_per_s'])} | {int8['ratio']:.2f} "
+            f"| optional{f1} |"
+        )
+    for key, memory in speed["peak_memory"].items():
+        knowfree, baseline = memory[KNOWFREE], memory[BASELINE]
+        target = f"< {TARGET_PEAK_GB:g} GB" if key == "predict_cmeee_longest_sentence" else ""
+        lines.append(
+            f"| peak memory, {MEMORY_LABELS.get(key, key)}, GB (+ increment) "
+            f"| {_number(knowfree['peak_gb'], '.2f')} (+{_number(knowfree['increment_gb'], '.2f')}) "
+            f"| {_number(baseline['peak_gb'], '.2f')} (+{_number(baseline['increment_gb'], '.2f')}) "
+            f"| {_number(_ratio(knowfree['peak_gb'], baseline['peak_gb']), '.2f')} | {target} |"
+        )
+    return "\n".join(lines)
+
+
+PREDICT_LABELS = {
+    "weibo_test": "predict, Weibo test",
+    "cmeee_longest": "predict, cmeee test longest sentences",
+    "cmeee_longest_sentence": "predict, the longest cmeee test sentence alone",
+}
+MEMORY_LABELS = {
+    "predict_weibo_test": "predict Weibo test",
+    "predict_cmeee_longest_sentence": "predict the longest cmeee sentence",
+    "train_weibo": "train step Weibo",
+    "train_cmeee": "train step cmeee",
+}
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def target_lines(speed: dict) -> list[str]:
+    """Whether each target of the issue is met, with its number."""
+    def verdict(met: bool | None) -> str:
+        return "NOT MEASURED" if met is None else ("MET" if met else "MISSED")
+
+    predict, trained, peak = speed["predict_throughput_ratio"], speed["train_step_ratio"], speed["longest_cmeee_peak_mem_gb"]
+    share = speed["predict"].get("weibo_test", {}).get(f"{KNOWFREE}_non_encoder_per_encoder")
+    return [
+        f"inference throughput on the Weibo test >= {TARGET_PREDICT_RATIO}x the baseline's: "
+        f"{verdict(None if predict is None else predict >= TARGET_PREDICT_RATIO)} ({_number(predict, '.2f')}x; "
+        f"KnowFREE's non-encoder time is {_number(share, '.2f')} of its encoder time)",
+        f"training step <= {TARGET_TRAIN_RATIO}x the baseline's (Weibo): "
+        f"{verdict(None if trained is None else trained <= TARGET_TRAIN_RATIO)} ({_number(trained, '.2f')}x)",
+        f"peak memory on the longest cmeee sentence < {TARGET_PEAK_GB:g} GB: "
+        f"{verdict(None if peak is None else peak < TARGET_PEAK_GB)} ({_number(peak, '.2f')} GB)",
+    ]
+
+
+def markdown_block(speed: dict) -> str:
+    """The RESULTS.md section, between the speed markers."""
+    settings, machine = speed["settings"], speed["machine"]
+    description = (
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB RAM, torch {machine['torch']} "
+        f"with {machine['torch_threads']} threads, transformers {machine['transformers']}"
+    )
+    models = "fresh models built as train.py builds them"
+    if settings.get("knowfree_model") or settings.get("baseline_model"):
+        models += f" (Weibo rows: trained models {settings.get('knowfree_model')} and {settings.get('baseline_model')})"
+    lines = [
+        BLOCK_START,
+        "## Speed and memory: KnowFREE vs the token-classification baseline",
+        "",
+        f"Measured {speed['date']} on {description}; 1-minute load average {speed['load_average'][0]:.2f} at start, "
+        f"{speed['load_average'][1]:.2f} at end (other work shared the machine). Command:",
+        "",
+        f"    {speed['command']}",
+        "",
+        f"Both models on `{settings['encoder']}` ({models}), measured alternately in one process; training "
+        f"batches of {settings['batch_size']} sentences ({'embeddings frozen' if settings['freeze_embeddings'] else 'embeddings trained'}, "
+        f"train.py's optimizer groups, gradient clipping), prediction batches of {settings['eval_batch_size']} "
+        f"windows; KnowFREE max_span_width {speed['max_span_width']}. Peak memory: resident set of a fresh process "
+        "during the workload, weights included (in brackets: above the resident set just before it).",
+        "",
+        format_table(speed),
+        "",
+        "Targets:",
+        "",
+        *[f"- {line}" for line in target_lines(speed)],
+        BLOCK_END,
+    ]
+    return "\n".join(lines)
+
+
+def replace_block(document: str, block: str) -> str:
+    """`document` with the speed block replaced, or appended when it has none."""
+    start, end = document.find(BLOCK_START), document.find(BLOCK_END)
+    if start >= 0 and end > start:
+        return document[:start] + block + document[end + len(BLOCK_END) :]
+    if start >= 0 or end >= 0:
+        raise ValueError(f"RESULTS.md has an unmatched {BLOCK_START} / {BLOCK_END} marker")
+    if not document:
+        return block + "\n"
+    return document.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def write_results(markdown_path: Path, json_path: Path, speed: dict) -> None:
+    """Replace (or append) the speed block of RESULTS.md and set only the "speed" key of results.json."""
+    document = markdown_path.read_text(encoding="utf-8") if markdown_path.exists() else "# Results\n"
+    markdown_path.write_text(replace_block(document, markdown_block(speed)), encoding="utf-8")
+    results = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else {}
+    results["speed"] = speed
+    json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------------
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(
+            "Training step time, inference throughput (end-to-end predict, sentences/s) and peak memory "
+            "of KnowFREE vs the token-classification baseline on the same encoder and batches, side by side "
+            "in one process; Weibo test (typical lengths) and the longest cmeee test sentences (windowed)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--encoder", default=str(REPO_ROOT / "encoders" / "multilingual-e5-small"), help="encoder folder (build it with knowfree-build-encoder)")
+    parser.add_argument("--data-dir", default=str(REPO_ROOT.parent / "shared" / "data"), help="folder holding weibo/ and cmeee/")
+    parser.add_argument("--k", type=int, default=250, help="training subset (train_K.jsonl) the models are built from and trained on")
+    parser.add_argument("--batch-size", type=int, default=8, help="training sentences per step (train.py --batch_size)")
+    parser.add_argument("--eval-batch-size", type=int, default=32, help="prediction batch size (train.py --eval_batch_size)")
+    parser.add_argument("--train-steps", type=int, default=10, help="timed training steps per model and corpus")
+    parser.add_argument("--warmup-steps", type=int, default=2, help="untimed training steps before them")
+    parser.add_argument("--predict-repeats", type=int, default=3, help="timed predict passes per model and text set (median)")
+    parser.add_argument("--weibo-sentences", type=int, help="first N Weibo test sentences (default: all 270)")
+    parser.add_argument("--cmeee-sentences", type=int, default=32, help="the N longest cmeee test sentences (the longest included)")
+    parser.add_argument("--no-freeze-embeddings", dest="freeze_embeddings", action="store_false", help="train the embedding table too (train.py without --freeze_embeddings); default frozen, as in the quickstart")
+    parser.add_argument("--knowfree-model", help="a KnowFREE model trained on Weibo, used for the Weibo rows instead of a fresh one (predictions then have realistic spans to decode)")
+    parser.add_argument("--baseline-model", help="a baseline trained on Weibo, used for the Weibo rows instead of a fresh one")
+    parser.add_argument("--int8", action="store_true", help="also time KnowFREE predict with its encoder dynamically quantized to int8 (and its Weibo test F1 when --knowfree-model is given)")
+    parser.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA), help="which corpora to measure (the headline figures need both)")
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory processes")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads, here and in the memory processes")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--smoke", action="store_true", help="quick run: 16 Weibo and 4 cmeee sentences, 2 training steps, 1 repeat, no memory")
+    parser.add_argument("--write", action="store_true", help="update --results-md (the speed block) and --results-json (the 'speed' key)")
+    parser.add_argument("--results-md", default=str(BENCHMARKS / "RESULTS.md"))
+    parser.add_argument("--results-json", default=str(BENCHMARKS / "results.json"))
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on stdout; the table goes to stderr")
+    options = parser.parse_args(argv)
+    if options.smoke:
+        options.weibo_sentences = options.weibo_sentences or 16
+        options.cmeee_sentences = min(options.cmeee_sentences, 4)
+        options.train_steps, options.warmup_steps, options.predict_repeats, options.memory = 2, 1, 1, False
+    return options
+
+
+def missing_inputs(options: argparse.Namespace) -> list[str]:
+    """What is absent among the encoder and the two corpora, as messages."""
+    problems = []
+    if not (Path(options.encoder) / "config.json").exists():
+        problems.append(f"encoder {options.encoder} not found (build it with knowfree-build-encoder)")
+    for corpus in options.corpora:
+        if not (Path(options.data_dir) / corpus / "test.jsonl").exists():
+            problems.append(f"corpus {Path(options.data_dir) / corpus} not found")
+    return problems
+
+
+def run(options: argparse.Namespace) -> dict:
+    """Every measurement; returns the figures stored under "speed"."""
+    torch.set_num_threads(options.threads)
+    load_at_start = os.getloadavg()[0]
+    data = Path(options.data_dir)
+    speed: dict = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python " + " ".join(shlex.quote(arg) for arg in [os.path.relpath(__file__, REPO_ROOT), *sys.argv[1:]]),
+        "machine": machine_description(options.threads),
+        "settings": {
+            "encoder": os.path.relpath(options.encoder, REPO_ROOT),
+            "k": options.k,
+            "batch_size": options.batch_size,
+            "eval_batch_size": options.eval_batch_size,
+            "freeze_embeddings": options.freeze_embeddings,
+            "knowfree_model": options.knowfree_model,
+            "baseline_model": options.baseline_model,
+            "seed": options.seed,
+            "train_steps": options.train_steps,
+            "warmup_steps": options.warmup_steps,
+            "predict_repeats": options.predict_repeats,
+            "threads": options.threads,
+        },
+        "train_step": {},
+        "predict": {},
+        "peak_memory": {},
+    }
+    memory_jobs: dict[str, list[MemoryJob]] = {}
+    max_span_width = {}
+    for corpus_name in options.corpora:
+        print(f"{corpus_name}: building both models", file=sys.stderr, flush=True)
+        built = [build_contender(name, data / corpus_name, options, trained_folder(name, corpus_name, options)) for name in (KNOWFREE, BASELINE)]
+        corpus = built[0][0]
+        contenders = [contender for _, contender in built]
+        max_span_width[corpus_name] = contenders[0].model.config.max_span_width
+        rows = training_batches(corpus, options)
+        print(f"{corpus_name}: training steps", file=sys.stderr, flush=True)
+        speed["train_step"][corpus_name] = measure_training(contenders, rows, options)
+        heaviest = max(range(options.warmup_steps, len(rows)), key=lambda step: sum(len(row["text"]) for row in rows[step]))
+        train_rows = tuple(train.epoch_order(len(corpus.splits["train"]), options.seed, 0)[(heaviest * options.batch_size + offset) % len(corpus.splits["train"])] for offset in range(options.batch_size))
+        memory_jobs[f"train_{corpus_name}"] = [MemoryJob(name, corpus_name, "train", train_rows=train_rows) for name in (KNOWFREE, BASELINE)]
+
+        test_texts = list(corpus.splits["test"]["text"])
+        if corpus_name == "weibo":
+            texts = test_texts[: options.weibo_sentences] if options.weibo_sentences else test_texts
+            print(f"weibo: predict {len(texts)} test sentences", file=sys.stderr, flush=True)
+            speed["predict"]["weibo_test"] = measure_prediction(contenders, texts, options.predict_repeats)
+            memory_jobs["predict_weibo_test"] = [MemoryJob(name, corpus_name, "predict", texts=tuple(texts)) for name in (KNOWFREE, BASELINE)]
+            if options.int8:
+                speed["int8"] = measure_int8(contenders, texts, corpus, options)
+        else:
+            longest_first = sorted(test_texts, key=len, reverse=True)
+            texts = longest_first[: options.cmeee_sentences]
+            print(f"cmeee: predict the {len(texts)} longest test sentences", file=sys.stderr, flush=True)
+            speed["predict"]["cmeee_longest"] = measure_prediction(contenders, texts, options.predict_repeats)
+            single = measure_prediction(contenders, texts[:1], options.predict_repeats)
+            speed["predict"]["cmeee_longest_sentence"] = single
+            memory_jobs["predict_cmeee_longest_sentence"] = [MemoryJob(name, corpus_name, "predict", texts=(texts[0],)) for name in (KNOWFREE, BASELINE)]
+        del contenders, built
+        gc.collect()
+    speed["max_span_width"] = max_span_width
+    if options.memory:
+        for key in ("predict_weibo_test", "predict_cmeee_longest_sentence", "train_weibo", "train_cmeee"):
+            if key in memory_jobs:
+                speed["peak_memory"][key] = {job.model: measure_peak(job, options) for job in memory_jobs[key]}
+    speed["predict_throughput_ratio"] = speed["predict"].get("weibo_test", {}).get("ratio")
+    speed["train_step_ratio"] = speed["train_step"].get("weibo", {}).get("ratio")
+    longest = speed["peak_memory"].get("predict_cmeee_longest_sentence", {}).get(KNOWFREE, {})
+    speed["longest_cmeee_peak_mem_gb"] = longest.get("peak_gb")
+    speed["load_average"] = [load_at_start, os.getloadavg()[0]]
+    speed["targets"] = target_lines(speed)
+    return speed
+
+
+def measure_int8(contenders: list[Contender], texts: list[str], corpus: LabeledCorpus, options: argparse.Namespace) -> dict:
+    """KnowFREE predict with a dynamically quantized int8 encoder against the baseline, and the F1 cost."""
+    knowfree, baseline = contenders
+    quantized = quantized_encoder_copy(knowfree, options.eval_batch_size)
+    print("weibo: predict with the int8 encoder", file=sys.stderr, flush=True)
+    measured = measure_prediction([quantized, baseline], texts, options.predict_repeats)
+    result = {
+        "int8_sentences_per_s": measured[f"{KNOWFREE}_sentences_per_s"],
+        f"{BASELINE}_sentences_per_s": measured[f"{BASELINE}_sentences_per_s"],
+        "ratio": measured["ratio"],
+        "fp32_f1": None,
+        "int8_f1": None,
+    }
+    if options.knowfree_model:
+        gold = list(corpus.splits["test"]["entities"])[: len(texts)]
+        result["fp32_f1"] = score_spans(knowfree.predict(texts), gold)["f1"]
+        result["int8_f1"] = score_spans(quantized.predict(texts), gold)["f1"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_arguments(argv)
+    problems = missing_inputs(options)
+    if problems:
+        for problem in problems:
+            print(f"speed.py: skipped: {problem}", file=sys.stderr)
+        return 0
+    started = time.perf_counter()
+    speed = run(options)
+    speed["wall_s"] = round(time.perf_counter() - started, 1)
+    report = sys.stderr if options.json else sys.stdout
+    if options.json:
+        print(json.dumps(speed, indent=2, ensure_ascii=False), flush=True)
+    print("\n" + markdown_block(speed), file=report, flush=True)
+    if options.write:
+        write_results(Path(options.results_md), Path(options.results_json), speed)
+        print(f"\nwrote the speed block of {options.results_md} and the 'speed' key of {options.results_json}", file=report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""benchmarks/speed.py: the RESULTS.md block it owns, the "speed" key it merges into results.json, and
+the table and target lines it writes (no timing: the figures here are made up)."""
+
+import importlib.util
+import json
+
+import pytest
+from conftest import REPO_ROOT
+
+SPEC = importlib.util.spec_from_file_location("speed_benchmark", REPO_ROOT / "benchmarks" / "speed.py")
+speed = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(speed)
+
+
+def figures(predict_ratio: float = 0.9, train_ratio: float = 1.2, peak_gb: float | None = 2.5) -> dict:
+    """A "speed" entry shaped like the one `speed.run` returns."""
+    memory = {"peak_gb": peak_gb, "increment_gb": 1.0, "rss_before_gb": 1.5}
+    prediction = {
+        "sentences": 270, "characters": 14858, "longest_characters": 146, "repeats": 3,
+        "knowfree_s": 10.0, "baseline_s": 9.0, "knowfree_sentences_per_s": 27.0, "baseline_sentences_per_s": 30.0,
+        "knowfree_non_encoder_per_encoder": 0.2, "baseline_non_encoder_per_encoder": 0.01, "ratio": predict_ratio,
+    }
+    return {
+        "date": "2026-11-24 03:00 UTC",
+        "command": "python benchmarks/speed.py --write",
+        "machine": {"cpu": "AMD EPYC", "cores": 2, "memory_gb": 25.3, "torch": "2.13.0", "torch_threads": 2, "transformers": "5.23.0"},
+        "settings": {"encoder": "encoders/multilingual-e5-small", "k": 250, "batch_size": 8, "eval_batch_size": 32, "freeze_embeddings": True},
+        "max_span_width": {"weibo": 19, "cmeee": 126},
+        "load_average": [1.0, 2.0],
+        "train_step": {
+            "weibo": {"steps": 10, "batch_size": 8, "mean_characters_per_batch": 400.0, "knowfree_step_s": 1.2, "baseline_step_s": 1.0, "ratio": train_ratio},
+        },
+        "predict": {
+            "weibo_test": prediction,
+            "cmeee_longest_sentence": {**prediction, "sentences": 1, "characters": 2078, "longest_characters": 2078},
+        },
+        "peak_memory": {"predict_cmeee_longest_sentence": {"knowfree": memory, "baseline": dict(memory, peak_gb=1.0)}},
+        "predict_throughput_ratio": predict_ratio,
+        "train_step_ratio": train_ratio,
+        "longest_cmeee_peak_mem_gb": peak_gb,
+    }
+
+
+def test_block_is_appended_then_replaced_in_place():
+    document = "# Results\n\nAccuracy table.\n"
+    first = speed.replace_block(document, f"{speed.BLOCK_START}\nold\n{speed.BLOCK_END}")
+    assert first.startswith(document) and first.endswith(f"{speed.BLOCK_END}\n")
+    edited = first + "\n## Later section\n"
+    second = speed.replace_block(edited, f"{speed.BLOCK_START}\nnew\n{speed.BLOCK_END}")
+    assert "old" not in second and "\nnew\n" in second
+    assert second.startswith(document) and second.endswith("\n## Later section\n")
+    assert second.count(speed.BLOCK_START) == 1
+
+
+def test_block_in_an_empty_document_and_unmatched_markers():
+    assert speed.replace_block("", "block") == "block\n"
+    with pytest.raises(ValueError, match="unmatched"):
+        speed.replace_block(f"text\n{speed.BLOCK_START}\n", "block")
+
+
+def test_write_results_keeps_every_other_key_and_section(tmp_path):
+    markdown, results = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    markdown.write_text("# Results\n\n## Accuracy\n\n| model | F1 |\n", encoding="utf-8")
+    results.write_text(json.dumps({"accuracy": {"weibo": 0.5}, "speed": {"stale": True}}), encoding="utf-8")
+    speed.write_results(markdown, results, figures())
+    written = json.loads(results.read_text(encoding="utf-8"))
+    assert written["accuracy"] == {"weibo": 0.5}
+    assert "stale" not in written["speed"] and written["speed"]["train_step_ratio"] == 1.2
+    text = markdown.read_text(encoding="utf-8")
+    assert text.startswith("# Results\n\n## Accuracy\n\n| model | F1 |\n")
+    speed.write_results(markdown, results, figures(train_ratio=1.4))
+    again = markdown.read_text(encoding="utf-8")
+    assert again.count(speed.BLOCK_START) == 1 and "1.40" in again and again.startswith("# Results\n\n## Accuracy")
+
+
+def test_write_results_creates_missing_files(tmp_path):
+    speed.write_results(tmp_path / "RESULTS.md", tmp_path / "results.json", figures())
+    assert set(json.loads((tmp_path / "results.json").read_text())) == {"speed"}
+    assert speed.BLOCK_START in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_target_lines_say_met_missed_and_not_measured():
+    met = speed.target_lines(figures(predict_ratio=0.85, train_ratio=1.3, peak_gb=2.0))
+    assert all("MET" in line and "MISSED" not in line for line in met)
+    missed = speed.target_lines(figures(predict_ratio=0.7, train_ratio=1.6, peak_gb=4.5))
+    assert all("MISSED" in line for line in missed)
+    assert "NOT MEASURED" in speed.target_lines(figures(peak_gb=None))[2]
+
+
+def test_markdown_block_holds_the_table_and_the_command():
+    block = speed.markdown_block(figures())
+    assert block.startswith(speed.BLOCK_START) and block.endswith(speed.BLOCK_END)
+    assert "python benchmarks/speed.py --write" in block
+    assert "| train step, weibo" in block and "| predict, Weibo test" in block and "< 4 GB" in block
