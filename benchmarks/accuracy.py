@@ -35,6 +35,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCHMARKS))
+
+from results_file import replace_marked_block, update_results, write_atomically  # noqa: E402
 
 # --- the grid ----------------------------------------------------------------------------------------
 
@@ -497,28 +500,12 @@ def markdown_block(section: dict) -> str:
 
 def replace_block(document: str, block: str) -> str:
     """`document` with the accuracy block replaced (or appended), everything else (the speed block) untouched."""
-    start, end = document.find(BLOCK_START), document.find(BLOCK_END)
-    if start >= 0 and end > start:
-        return document[:start] + block + document[end + len(BLOCK_END):]
-    if start >= 0 or end >= 0:
-        raise ValueError(f"unmatched {BLOCK_START} / {BLOCK_END} marker")
-    return document.rstrip("\n") + "\n\n" + block + "\n"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename, so a reader (or the speed writer) never sees half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    return replace_marked_block(document, block, BLOCK_START, BLOCK_END)
 
 
 def write_report(section: dict, markdown_path: Path, json_path: Path) -> None:
     """Replace the accuracy block of RESULTS.md and the "accuracy" key of results.json, keeping the rest."""
-    document = markdown_path.read_text(encoding="utf-8") if markdown_path.exists() else "# Results\n"
-    write_atomically(markdown_path, replace_block(document, markdown_block(section)))
-    results = read_json(json_path, {})
-    results["accuracy"] = section
-    write_atomically(json_path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    update_results(markdown_path, json_path, "accuracy", section, markdown_block(section), BLOCK_START, BLOCK_END)
 
 
 # --- command line ------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ import torch  # noqa: E402
 
 import train  # noqa: E402
 from bench_span_head import reset_peak_resident, resident_bytes  # noqa: E402
+from results_file import replace_marked_block, update_results  # noqa: E402
 from knowfree.collate import SpanCollator  # noqa: E402
 from knowfree.data import LabeledCorpus  # noqa: E402
 from knowfree.evaluation import score_spans  # noqa: E402
@@ -503,23 +504,12 @@ def markdown_block(speed: dict) -> str:
 
 def replace_block(document: str, block: str) -> str:
     """`document` with the speed block replaced, or appended when it has none."""
-    start, end = document.find(BLOCK_START), document.find(BLOCK_END)
-    if start >= 0 and end > start:
-        return document[:start] + block + document[end + len(BLOCK_END) :]
-    if start >= 0 or end >= 0:
-        raise ValueError(f"RESULTS.md has an unmatched {BLOCK_START} / {BLOCK_END} marker")
-    if not document:
-        return block + "\n"
-    return document.rstrip("\n") + "\n\n" + block + "\n"
+    return replace_marked_block(document, block, BLOCK_START, BLOCK_END)
 
 
 def write_results(markdown_path: Path, json_path: Path, speed: dict) -> None:
     """Replace (or append) the speed block of RESULTS.md and set only the "speed" key of results.json."""
-    document = markdown_path.read_text(encoding="utf-8") if markdown_path.exists() else "# Results\n"
-    markdown_path.write_text(replace_block(document, markdown_block(speed)), encoding="utf-8")
-    results = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else {}
-    results["speed"] = speed
-    json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    update_results(markdown_path, json_path, "speed", speed, markdown_block(speed), BLOCK_START, BLOCK_END)
 
 
 # ---------------------------------------------------------------------------------------------------
