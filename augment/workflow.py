@@ -194,7 +194,7 @@ def run_workflow(args: argparse.Namespace) -> dict:
             staging.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
             staging.replace(synthetic_path)
 
-        synthetic_key = steps.run("annotate_synthetic", {"synthesis": synthesis_key, "annotation_model": annotation_key, "annotator": annotator_kind}, synthetic_path, annotate)
+        steps.run("annotate_synthetic", {"synthesis": synthesis_key, "annotation_model": annotation_key, "annotator": annotator_kind}, synthetic_path, annotate)
         synthetic_rows = [json.loads(line) for line in synthetic_path.read_text(encoding="utf-8").splitlines()]
         synthesized = _read_json(texts_path)
         synthesis_metadata = {

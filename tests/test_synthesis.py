@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import build_bert_char_tokenizer, tiny_model, training_rows
+from conftest import tiny_model, training_rows
 
 from augment.offline_annotator import OfflineAnnotator
 from augment.prompts import render
