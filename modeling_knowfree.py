@@ -814,11 +814,14 @@ class KnowFreeModel(KnowFreePreTrainedModel):
     ) -> list[list[SpanCandidate]]:
         """Best target label per band cell above the threshold, in full-text offsets, per text.
 
-        Extension channels are sliced off before scoring, so they can never be predicted.
+        Extension channels are sliced off before scoring, so they can never be predicted. Windows are
+        batched in order of token count, which is what the encoder pads to (sorting by characters
+        padded the Weibo test to 13% more tokens); the head computes only the rows of real
+        characters, so uneven character counts in a batch cost it little.
         """
         candidates: list[list[SpanCandidate]] = [[] for _ in range(num_texts)]
         num_targets = len(self.config.target_labels)
-        order = sorted(range(len(windows)), key=lambda index: len(windows[index].text))
+        order = sorted(range(len(windows)), key=lambda index: (len(windows[index].token_ids), len(windows[index].text)))
         for batch_start in range(0, len(order), batch_size):
             batch_windows = [windows[index] for index in order[batch_start : batch_start + batch_size]]
             features = {key: value.to(self.device) for key, value in collate_windows(batch_windows, self.tokenizer).items()}

@@ -349,6 +349,24 @@ def test_windows_partition_the_text(unigram_tokenizer):
         assert len(window.token_ids) <= 50
 
 
+def test_predict_batches_windows_by_token_count(unigram_tokenizer):
+    """Texts of many characters but few pieces and the reverse: batches follow the token count the
+    encoder pads to, and batching changes no prediction."""
+    model = tiny_model(unigram_tokenizer).eval()
+    texts = ["北京天安门阿里巴巴杭州大学", "马云去上海开会了", "我爱你去了马云会开", "北京杭州上海"]
+    token_counts = [len(unigram_tokenizer.tokenize(text)) for text in texts]
+    assert sorted(range(4), key=lambda i: len(texts[i])) != sorted(range(4), key=lambda i: token_counts[i])
+    padded_tokens = []
+    hook = model.encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: padded_tokens.append(kwargs["input_ids"].numel()), with_kwargs=True
+    )
+    batched = model.predict(texts, batch_size=2, threshold=0.0)
+    hook.remove()
+    by_tokens = sorted(token_counts)
+    assert sum(padded_tokens) == 2 * (by_tokens[1] + 2) + 2 * (by_tokens[3] + 2)
+    assert batched == [model.predict(text, threshold=0.0) for text in texts]
+
+
 def test_predict_input_contract(trained_model):
     assert trained_model.predict("") == []
     assert trained_model.predict(["", "马云去上海开会。"])[0] == []
