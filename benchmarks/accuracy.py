@@ -266,6 +266,17 @@ def machine() -> dict:
     }
 
 
+class CommandInterrupted(Exception):
+    """Ctrl-C reached the runner while a command ran; `returncode` is that command's exit status.
+
+    The command may still have exited 0 (a fusion build that was about done, or one that ignores the
+    signal), so the runner stops on the interruption itself, not on the status."""
+
+    def __init__(self, returncode: int):
+        super().__init__(f"interrupted (exit status {returncode})")
+        self.returncode = returncode
+
+
 def run_logged(command: list[str], log: Path) -> int:
     """The default runner: the command from the repository root, stdout and stderr appended to `log`."""
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -276,7 +287,7 @@ def run_logged(command: list[str], log: Path) -> int:
         try:
             return process.wait()
         except KeyboardInterrupt:  # the child got the same Ctrl-C and is saving its checkpoint
-            return process.wait()
+            raise CommandInterrupted(process.wait()) from None
 
 
 def record_attempt(folder: Path, command: list[str], started: float, returncode: int) -> None:
@@ -301,12 +312,23 @@ def run_cell(cell: Cell, layout: Layout, runner: Runner) -> int:
         if command[0] == "knowfree-augment":
             returncode = build_fusion(command, cell, layout, runner)
         else:
-            started = time.time()
-            returncode = runner(command, folder / LOG_FILE)
-            record_attempt(folder, command, started, returncode)
+            returncode = run_recorded(command, folder, runner)
         if returncode:
             return returncode
     return 0
+
+
+def run_recorded(command: list[str], folder: Path, runner: Runner) -> int:
+    """Run one command of a cell and record the attempt; after Ctrl-C, INTERRUPTED[0] whatever the
+    command's own exit status, so that the cell goes no further and the run stops."""
+    started = time.time()
+    try:
+        returncode = runner(command, folder / LOG_FILE)
+    except CommandInterrupted as interruption:
+        record_attempt(folder, command, started, interruption.returncode)
+        return INTERRUPTED[0]
+    record_attempt(folder, command, started, returncode)
+    return returncode
 
 
 def build_fusion(command: list[str], cell: Cell, layout: Layout, runner: Runner) -> int:
@@ -318,10 +340,7 @@ def build_fusion(command: list[str], cell: Cell, layout: Layout, runner: Runner)
             if (target / FUSION_READY).exists():
                 return 0
             if taken:
-                started = time.time()
-                returncode = runner(command, folder / LOG_FILE)
-                record_attempt(folder, command, started, returncode)
-                return returncode
+                return run_recorded(command, folder, runner)
         if not waiting:
             print(f"{shown(target)}: being built by runner {lock_holder(lock)}; waiting", flush=True)
             waiting = True

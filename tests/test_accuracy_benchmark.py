@@ -253,6 +253,40 @@ def test_failures_continue_max_cells_limits_and_ctrl_c_stops(layout):
     assert len(reports) == 2 and accuracy.status(cells[2], layout) == "pending"
 
 
+def test_ctrl_c_during_a_command_that_still_succeeds_stops_the_run(layout):
+    """Ctrl-C while the fusion data is built: the build exits 0, but nothing is trained after it."""
+    cells = [Cell("weibo", 250, "knowfree-fusion", 42), Cell("weibo", 250, "baseline", 42)]
+    fake = FakeRunner(layout)
+
+    def interrupted_after_the_command(command: list[str], log: Path) -> int:
+        raise accuracy.CommandInterrupted(fake(command, log))
+
+    assert accuracy.run_pending(cells, layout, interrupted_after_the_command) == {cells[0].id: 130}
+    assert [command[0] for command in fake.commands] == ["knowfree-augment"]
+    assert (layout.fusion_dir("weibo", 250) / accuracy.FUSION_READY).exists()
+    attempts = json.loads((layout.cell_dir(cells[0]) / accuracy.ATTEMPTS_FILE).read_text(encoding="utf-8"))
+    assert [attempt["returncode"] for attempt in attempts] == [0]
+    accuracy.run_pending(cells, layout, fake)  # the next run trains, without building the data again
+    assert [command[0] for command in fake.commands] == ["knowfree-augment", "accelerate", "accelerate"]
+
+
+def test_the_default_runner_reports_ctrl_c_with_the_commands_exit_status(tmp_path, monkeypatch):
+    class InterruptedProcess:
+        def __init__(self, *args, **kwargs):
+            self.waits = 0
+
+        def wait(self) -> int:
+            self.waits += 1
+            if self.waits == 1:
+                raise KeyboardInterrupt
+            return 0
+
+    monkeypatch.setattr(accuracy.subprocess, "Popen", InterruptedProcess)
+    with pytest.raises(accuracy.CommandInterrupted) as caught:
+        accuracy.run_logged(["knowfree-augment", "extend"], tmp_path / "train.log")
+    assert caught.value.returncode == 0
+
+
 def test_a_cell_held_by_a_live_runner_is_passed_over_and_a_stale_lock_taken(layout):
     held, stale = Cell("pku", 250, "knowfree", 42), Cell("pku", 250, "baseline", 42)
     for cell in (held, stale):
