@@ -266,6 +266,17 @@ def machine() -> dict:
     }
 
 
+def accept_ctrl_c() -> None:
+    """Make SIGINT interrupt this runner and the commands it starts, as Ctrl-C does in a terminal.
+
+    A runner started in the background by a non-interactive shell (`nohup ... &`) inherits SIGINT
+    ignored, and so would every train.py it starts (an ignored signal stays ignored across exec):
+    `kill -INT -<process group>` then did nothing, and the only way to stop was to kill a training
+    run without its checkpoint. With a handler installed here, children start with the default
+    disposition and Python turns SIGINT into KeyboardInterrupt in each of them again."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class CommandInterrupted(Exception):
     """Ctrl-C reached the runner while a command ran; `returncode` is that command's exit status.
 
@@ -600,6 +611,7 @@ def main(argv: list[str] | None = None, runner: Runner = run_logged) -> int:
     if missing:
         print("missing (relative to the repository root): " + ", ".join(missing), file=sys.stderr)
         return 2
+    accept_ctrl_c()
     outcomes = run_pending(cells, layout, runner, options.max_cells, after_each=report)
     failed = {cell_id: code for cell_id, code in outcomes.items() if code}
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} attempted cells finished" + (f"; failed: {failed}" if failed else ""))

@@ -287,6 +287,19 @@ def test_the_default_runner_reports_ctrl_c_with_the_commands_exit_status(tmp_pat
     assert caught.value.returncode == 0
 
 
+def test_a_runner_started_with_sigint_ignored_gives_its_commands_ctrl_c_back():
+    """`nohup ... &` starts the runner with SIGINT ignored; its train.py runs must still get Ctrl-C."""
+    script = (
+        "import signal, subprocess, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        f"sys.path.insert(0, {str(REPO_ROOT / 'benchmarks')!r}); import accuracy; "
+        "accuracy.accept_ctrl_c(); "
+        "child = 'import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)'; "
+        "print(subprocess.run([sys.executable, '-c', child], capture_output=True, text=True).stdout.strip())"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    assert shown.stdout.strip() == "True", shown.stderr
+
+
 def test_a_cell_held_by_a_live_runner_is_passed_over_and_a_stale_lock_taken(layout):
     held, stale = Cell("pku", 250, "knowfree", 42), Cell("pku", 250, "baseline", 42)
     for cell in (held, stale):
