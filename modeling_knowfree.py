@@ -300,14 +300,9 @@ def band_span_mask(char_mask: torch.Tensor, width: int) -> torch.Tensor:
     return ends[None] < lengths[:, None, None]
 
 
-def gather_band(features: torch.Tensor, width: int) -> torch.Tensor:
-    """Features of the span ends of every band cell: (B, L, D) -> (B, L, W, D), zeros past the end."""
-    padded = F.pad(features, (0, 0, 0, width - 1))
-    return padded.unfold(1, width, 1).transpose(2, 3)
-
-
 def gather_band_rows(features: torch.Tensor, width: int, rows: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Rows of `gather_band(features, width)`: (B, L, D) -> (R, W, D) for R (batch index, position index).
+    """Features of the span ends of the band rows starting at `rows` = (batch index, position index):
+    (B, L, D) -> (R, W, D), where cell k of a row holds position + k, zeros past the end.
 
     One `index_select` on the text-padded features, so the backward pass scatters into a (B, L, D)
     gradient instead of zero-filling a (B, L, W, D) one.
@@ -326,8 +321,8 @@ class KnowFreeMultiHeadBiaffine(nn.Module):
     The projection size D' is split into `biaffine_heads` blocks; each block has its own bilinear
     form into the D~ span features, and an affine term on [start; end] is added:
     H_B[i, j] = sum_m s_m[i]^T U_m e_m[j] + W_s s[i] + W_e e[j] + b.
-    Input: start, end (B, L, D'). Output: band (B, L, W, D~), or (R, W, D~) for the R band rows
-    given as `rows` = (batch index, position index) of their start character.
+    Input: start, end (B, L, D') and the R band rows to compute, `rows` = (batch index, position
+    index) of their start character. Output: (R, W, D~).
 
     Contraction order: per head m, T_m[i] = s_m[i]^T U_m (a D'/heads x D~ matrix) is computed once per
     start position, then every cell of the row multiplies its end features by it. U_m is applied once
@@ -345,13 +340,8 @@ class KnowFreeMultiHeadBiaffine(nn.Module):
         self.start_affine = nn.Linear(config.projection_size, config.span_hidden_size)
         self.end_affine = nn.Linear(config.projection_size, config.span_hidden_size, bias=False)
 
-    def forward(
-        self, start: torch.Tensor, end: torch.Tensor, width: int, rows: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> torch.Tensor:
-        batch, length, projection = start.shape
-        if rows is None:
-            every_row = torch.ones(batch, length, dtype=torch.bool, device=start.device).nonzero(as_tuple=True)
-            return self.forward(start, end, width, every_row).view(batch, length, width, self.bilinear.shape[2])
+    def forward(self, start: torch.Tensor, end: torch.Tensor, width: int, rows: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        _, length, projection = start.shape
         count = len(rows[0])
         flat_rows = rows[0] * length + rows[1]
         start_rows = start.reshape(-1, projection).index_select(0, flat_rows)
