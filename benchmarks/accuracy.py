@@ -37,7 +37,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
 
-from results_file import replace_marked_block, update_results, write_atomically  # noqa: E402
+from machine_facts import cpu_model  # noqa: E402
+from results_file import update_results, write_atomically  # noqa: E402
 
 # --- the grid ----------------------------------------------------------------------------------------
 
@@ -238,15 +239,6 @@ def exclusive(lock: Path) -> Iterator[bool]:
 
 
 # --- running -----------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    """The CPU's model name on Linux (platform.processor() only says x86_64 there)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def machine() -> dict:
@@ -526,11 +518,6 @@ def markdown_block(section: dict) -> str:
         )
     lines.append(BLOCK_END)
     return "\n".join(lines)
-
-
-def replace_block(document: str, block: str) -> str:
-    """`document` with the accuracy block replaced (or appended), everything else (the speed block) untouched."""
-    return replace_marked_block(document, block, BLOCK_START, BLOCK_END)
 
 
 def write_report(section: dict, markdown_path: Path, json_path: Path) -> None:

@@ -55,7 +55,8 @@ import torch  # noqa: E402
 
 import train  # noqa: E402
 from bench_span_head import reset_peak_resident, resident_bytes  # noqa: E402
-from results_file import replace_marked_block, update_results  # noqa: E402
+from machine_facts import cpu_model  # noqa: E402
+from results_file import update_results  # noqa: E402
 from knowfree.collate import SpanCollator  # noqa: E402
 from knowfree.data import LabeledCorpus  # noqa: E402
 from knowfree.evaluation import score_spans  # noqa: E402
@@ -343,12 +344,6 @@ def measure_peak(job: MemoryJob, options: argparse.Namespace) -> dict:
 
 def machine_description(threads: int) -> dict:
     """CPU model, cores, memory and library versions of the machine the figures come from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
-    except OSError:
-        pass
     memory_gb = None
     try:
         with open("/proc/meminfo") as meminfo:
@@ -358,7 +353,7 @@ def machine_description(threads: int) -> dict:
     import transformers
 
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gb": memory_gb,
         "torch_threads": threads,
@@ -507,11 +502,6 @@ def markdown_block(speed: dict) -> str:
         BLOCK_END,
     ]
     return "\n".join(lines)
-
-
-def replace_block(document: str, block: str) -> str:
-    """`document` with the speed block replaced, or appended when it has none."""
-    return replace_marked_block(document, block, BLOCK_START, BLOCK_END)
 
 
 def write_results(markdown_path: Path, json_path: Path, speed: dict) -> None:

@@ -207,15 +207,6 @@ def test_report_writes_both_files_and_keeps_the_speed_part(tmp_path, layout):
     assert len(section["pending"]) == 53
 
 
-def test_block_replacement_preserves_what_surrounds_it():
-    document = f"# Results\n\n{SPEED_BLOCK}\n"
-    first = accuracy.replace_block(document, f"{accuracy.BLOCK_START}\nold\n{accuracy.BLOCK_END}")
-    second = accuracy.replace_block(first + "\ntrailing note\n", f"{accuracy.BLOCK_START}\nnew\n{accuracy.BLOCK_END}")
-    assert SPEED_BLOCK in second and "new" in second and "old" not in second and second.endswith("trailing note\n")
-    with pytest.raises(ValueError, match="unmatched"):
-        accuracy.replace_block(f"{accuracy.BLOCK_START}\nno end", "block")
-
-
 # --- running -----------------------------------------------------------------------------------------
 
 

@@ -4,7 +4,6 @@ the table and target lines it writes (no timing: the figures here are made up)."
 import importlib.util
 import json
 
-import pytest
 from conftest import REPO_ROOT
 
 SPEC = importlib.util.spec_from_file_location("speed_benchmark", REPO_ROOT / "benchmarks" / "speed.py")
@@ -39,23 +38,6 @@ def figures(predict_ratio: float = 0.9, train_ratio: float = 1.2, peak_gb: float
         "train_step_ratio": train_ratio,
         "longest_cmeee_peak_mem_gb": peak_gb,
     }
-
-
-def test_block_is_appended_then_replaced_in_place():
-    document = "# Results\n\nAccuracy table.\n"
-    first = speed.replace_block(document, f"{speed.BLOCK_START}\nold\n{speed.BLOCK_END}")
-    assert first.startswith(document) and first.endswith(f"{speed.BLOCK_END}\n")
-    edited = first + "\n## Later section\n"
-    second = speed.replace_block(edited, f"{speed.BLOCK_START}\nnew\n{speed.BLOCK_END}")
-    assert "old" not in second and "\nnew\n" in second
-    assert second.startswith(document) and second.endswith("\n## Later section\n")
-    assert second.count(speed.BLOCK_START) == 1
-
-
-def test_block_in_an_empty_document_and_unmatched_markers():
-    assert speed.replace_block("", "block") == "block\n"
-    with pytest.raises(ValueError, match="unmatched"):
-        speed.replace_block(f"text\n{speed.BLOCK_START}\n", "block")
 
 
 def test_write_results_keeps_every_other_key_and_section(tmp_path):
