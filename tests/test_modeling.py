@@ -152,15 +152,27 @@ def test_blocked_attention_with_padded_blocks_equals_reference_inside_width_limi
     assert (band_to_grid(band_logits, 40) - reference)[compared].abs().max().item() < 1e-5
 
 
-def test_inference_in_chunks_of_texts_gives_the_logits_of_one_pass(monkeypatch):
+@pytest.mark.parametrize("use_local_attention", [True, False])
+def test_inference_in_chunks_of_rows_gives_the_logits_of_one_pass(monkeypatch, use_local_attention):
     torch.manual_seed(4)
-    head = KnowFreeSpanHead(tiny_config(50, ["A"], ["x"], max_span_width=6), 32)
+    config = tiny_config(50, ["A"], ["x"], max_span_width=6, use_local_attention=use_local_attention)
+    head = KnowFreeSpanHead(config, 32)
     states, mask = torch.randn(3, 15, 32), padded_mask([15, 9, 4])
     one_pass, span_mask = head(states, mask)
+    chunk_sizes = []
+    row_logits = head.row_logits
+
+    def counting_row_logits(start, end, width, row_mask, rows):
+        chunk_sizes.append(len(rows[0]))
+        return row_logits(start, end, width, row_mask, rows)
+
+    monkeypatch.setattr(head, "row_logits", counting_row_logits)
     monkeypatch.setattr(KnowFreeSpanHead, "INFERENCE_CHUNK_CELLS", 6 * 5)
     with torch.no_grad():
-        chunked, _ = head(states, mask)
-    assert torch.allclose(chunked[span_mask], one_pass.detach()[span_mask], atol=1e-6)
+        chunked, chunked_mask = head(states, mask)
+    assert chunk_sizes == [5, 5, 5, 5, 5, 3]  # 28 rows of text, 5 rows of 6 cells per chunk
+    assert torch.equal(chunked_mask, span_mask)
+    assert torch.allclose(chunked, one_pass.detach(), atol=1e-6)
 
 
 @pytest.mark.parametrize("grad", [True, False])
