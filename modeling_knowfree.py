@@ -444,15 +444,16 @@ class KnowFreeSpanHead(nn.Module):
 
     Only the band rows whose start character is in the text are computed (every cell of the other
     rows lies outside the text; their logits are 0), so padding in a batch costs nothing past the
-    projections. Without gradients (prediction) the rows go through in chunks of about
-    `INFERENCE_CHUNK_CELLS` band cells. A row's logits depend on that row alone, so this changes no
-    value; it bounds the memory of long texts, and it keeps every intermediate of the head (the
-    biaffine forms above all, 40,000 floats per row) a few MB in size, so the allocator reuses it
-    instead of mapping fresh pages on every call: on the Weibo test this cut the head's time by
-    about a third (benchmarks/README.md).
+    projections. Without gradients (prediction) the rows go through in chunks of
+    `INFERENCE_CHUNK_ROWS`. A row's logits depend on that row alone, so this changes no value; it
+    bounds the memory of long texts (a chunk holds at most that many rows of W cells), and it keeps
+    the head's intermediates (the biaffine forms above all, 40,000 floats per row) small enough to
+    be reused rather than mapped afresh on every call. On CPU it cut the head's time on the Weibo
+    test by a third; 256 rows was the fastest of 128/256/512 at both W = 19 and W = 126
+    (benchmarks/README.md).
     """
 
-    INFERENCE_CHUNK_CELLS = 4096
+    INFERENCE_CHUNK_ROWS = 256
 
     def __init__(self, config: KnowFreeConfig, input_size: int):
         super().__init__()
@@ -471,7 +472,7 @@ class KnowFreeSpanHead(nn.Module):
         start = self.start_projection(char_states)
         end = self.end_projection(char_states)
         rows = char_mask.nonzero(as_tuple=True)
-        rows_per_chunk = max(1, len(rows[0])) if torch.is_grad_enabled() else max(1, self.INFERENCE_CHUNK_CELLS // width)
+        rows_per_chunk = max(1, len(rows[0])) if torch.is_grad_enabled() else self.INFERENCE_CHUNK_ROWS
         chunks = [
             self.row_logits(start, end, width, row_mask, (batch_index, position_index))
             for batch_index, position_index, row_mask in zip(

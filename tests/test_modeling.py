@@ -167,10 +167,10 @@ def test_inference_in_chunks_of_rows_gives_the_logits_of_one_pass(monkeypatch, u
         return row_logits(start, end, width, row_mask, rows)
 
     monkeypatch.setattr(head, "row_logits", counting_row_logits)
-    monkeypatch.setattr(KnowFreeSpanHead, "INFERENCE_CHUNK_CELLS", 6 * 5)
+    monkeypatch.setattr(KnowFreeSpanHead, "INFERENCE_CHUNK_ROWS", 5)
     with torch.no_grad():
         chunked, chunked_mask = head(states, mask)
-    assert chunk_sizes == [5, 5, 5, 5, 5, 3]  # 28 rows of text, 5 rows of 6 cells per chunk
+    assert chunk_sizes == [5, 5, 5, 5, 5, 3]  # the 28 rows that start in a text, 5 per chunk
     assert torch.equal(chunked_mask, span_mask)
     assert torch.allclose(chunked, one_pass.detach(), atol=1e-6)
 
