@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     selection = parser.add_argument_group("checkpoints and selection")
     selection.add_argument("--output_dir", required=True)
     selection.add_argument("--eval_every", type=int, help="evaluate on dev every N optimizer steps (default: every epoch)")
-    selection.add_argument("--patience", type=int, default=5, help="stop after this many evaluations without dev F1 improvement")
+    selection.add_argument("--patience", type=int, default=5, help="stop after this many evaluations without dev F1 improvement, counted once dev F1 is above zero (--epochs/--max_steps still cap a run that never gets there)")
     selection.add_argument("--max_train_minutes", type=float, help="stop training after this much wall time (then evaluate the best checkpoint)")
     selection.add_argument("--resume", action="store_true", help="continue from output_dir/checkpoint")
     selection.add_argument("--interrupt_after_steps", type=int, help=argparse.SUPPRESS)
@@ -297,7 +297,9 @@ def main(argv: list[str] | None = None) -> dict:
             state.global_step, state.epoch, dev["precision"], dev["recall"], dev["f1"], state.best_f1, state.best_step,
             "" if improved else f", {state.evaluations_without_improvement} without improvement",
         )
-        state.stopped_early = state.evaluations_without_improvement >= args.patience
+        # until the model scores above zero on dev it is still starting, not on a plateau: patience
+        # counts only from then on, so a slow start is not stopped before it finds a single span
+        state.stopped_early = state.best_f1 > 0 and state.evaluations_without_improvement >= args.patience
         save_checkpoint()
 
     started = time.monotonic()

@@ -69,7 +69,7 @@ SETTINGS = {
     "patience": 4,
     "batch_size": 8,
     "threads": 2,
-    "selection": "dev span F1 after every epoch; early stopping after `patience` evaluations without improvement; test F1 of the selected checkpoint",
+    "selection": "dev span F1 after every epoch; early stopping after `patience` evaluations without improvement, counted once dev F1 is above zero; test F1 of the selected checkpoint",
     "learning_rates": "train.py defaults (encoder 2e-5, other modules 1e-3; weight decay by --task)",
     "fusion_annotator": "offline (jieba), knowfree-augment extend without an LLM",
     "seeds": {"weibo and resume at K = 250": list(SEEDS), "elsewhere": [SEEDS[0]]},
