@@ -78,15 +78,17 @@ def test_resume_reaches_the_same_final_state(workspace):
 
 
 @pytest.mark.parametrize(
-    ("dev_f1s", "evaluations", "best_evaluation"),
+    ("dev_f1s", "max_steps", "evaluations", "best_evaluation"),
     [
         # five evaluations at zero (the old rule stopped after three), then a plateau of two
-        ([0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.4, 0.4, 0.9], 8, 6),
+        ([0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.4, 0.4, 0.9], 12, 8, 6),
         # never above zero: the step budget, not patience, ends the run
-        ([0.0] * 6, 6, 1),
+        ([0.0] * 6, 6, 6, 1),
     ],
 )
-def test_patience_counts_from_the_first_dev_score_above_zero(workspace, tmp_path, monkeypatch, dev_f1s, evaluations, best_evaluation):
+def test_patience_counts_from_the_first_dev_score_above_zero(
+    workspace, tmp_path, monkeypatch, dev_f1s, max_steps, evaluations, best_evaluation
+):
     root, corpus, encoder = workspace
     scripted = iter(dev_f1s)
     real_evaluate = train.evaluate_split
@@ -97,7 +99,7 @@ def test_patience_counts_from_the_first_dev_score_above_zero(workspace, tmp_path
 
     monkeypatch.setattr(train, "evaluate_split", scripted_dev_f1)
     results = train.main(
-        arguments(corpus, encoder, tmp_path / "run", "--eval_every", "1", "--max_steps", "6" if max(dev_f1s) == 0 else "12", "--patience", "2")
+        arguments(corpus, encoder, tmp_path / "run", "--eval_every", "1", "--max_steps", str(max_steps), "--patience", "2")
     )
     assert [entry["dev_f1"] for entry in results["history"]] == dev_f1s[:evaluations]
     assert results["best_step"] == results["history"][best_evaluation - 1]["step"]
