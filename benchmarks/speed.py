@@ -103,6 +103,8 @@ def training_arguments(data: Path, name: str, options: argparse.Namespace) -> ar
         argv += ["--k", str(options.k)]
     if options.freeze_embeddings:
         argv.append("--freeze_embeddings")
+    if name == KNOWFREE and options.config_overrides:
+        argv += ["--config_overrides", options.config_overrides]
     args = train.parse_args(argv)
     defaults = train.TASK_DEFAULTS[args.task]
     args.synthetic_weight = defaults["synthetic_weight"] if args.synthetic_weight is None else args.synthetic_weight
@@ -474,6 +476,8 @@ def markdown_block(speed: dict) -> str:
         f"with {machine['torch_threads']} threads, transformers {machine['transformers']}"
     )
     models = "fresh models built as train.py builds them"
+    if settings.get("config_overrides"):
+        models += f" (KnowFREE with {settings['config_overrides']})"
     if settings.get("knowfree_model") or settings.get("baseline_model"):
         models = (
             f"Weibo: the trained models {settings.get('knowfree_model') or 'fresh'} and {settings.get('baseline_model') or 'fresh'}, "
@@ -534,6 +538,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weibo-sentences", type=int, help="first N Weibo test sentences (default: all 270)")
     parser.add_argument("--cmeee-sentences", type=int, default=32, help="the N longest cmeee test sentences (the longest included)")
     parser.add_argument("--no-freeze-embeddings", dest="freeze_embeddings", action="store_false", help="train the embedding table too (train.py without --freeze_embeddings); default frozen, as in the quickstart")
+    parser.add_argument("--config-overrides", default="", help="KnowFreeConfig values of the fresh KnowFREE models (train.py --config_overrides), e.g. 'projection_size=100,span_hidden_size=100'")
     parser.add_argument("--knowfree-model", help="a KnowFREE model trained on Weibo, used for the Weibo rows instead of a fresh one (predictions then have realistic spans to decode)")
     parser.add_argument("--baseline-model", help="a baseline trained on Weibo, used for the Weibo rows instead of a fresh one")
     parser.add_argument("--int8", action="store_true", help="also time KnowFREE predict with its encoder dynamically quantized to int8 (and its Weibo test F1 when --knowfree-model is given)")
@@ -580,6 +585,7 @@ def run(options: argparse.Namespace) -> dict:
             "batch_size": options.batch_size,
             "eval_batch_size": options.eval_batch_size,
             "freeze_embeddings": options.freeze_embeddings,
+            "config_overrides": options.config_overrides,
             "knowfree_model": options.knowfree_model,
             "baseline_model": options.baseline_model,
             "seed": options.seed,

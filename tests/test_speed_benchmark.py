@@ -74,3 +74,16 @@ def test_markdown_block_holds_the_table_and_the_command():
     assert block.startswith(speed.BLOCK_START) and block.endswith(speed.BLOCK_END)
     assert "python benchmarks/speed.py --write" in block
     assert "| train step, weibo" in block and "| predict, Weibo test" in block and "< 4 GB" in block
+
+
+def test_config_overrides_shape_only_the_fresh_knowfree_model(tmp_path):
+    """`--config-overrides` reaches train.py's KnowFREE arguments, not the baseline's, and the block says so."""
+    options = speed.parse_arguments(["--config-overrides", "projection_size=100,span_hidden_size=100"])
+    knowfree = speed.training_arguments(tmp_path, speed.KNOWFREE, options)
+    baseline = speed.training_arguments(tmp_path, speed.BASELINE, options)
+    assert speed.train.parse_overrides(knowfree.config_overrides) == {"projection_size": 100, "span_hidden_size": 100}
+    assert baseline.config_overrides == ""
+    entry = figures()
+    entry["settings"]["config_overrides"] = options.config_overrides
+    assert "KnowFREE with projection_size=100,span_hidden_size=100" in speed.markdown_block(entry)
+    assert "KnowFREE with" not in speed.markdown_block(figures())
