@@ -8,7 +8,9 @@ Every cell (dataset, K, model, seed) is one `train.py` run in `benchmarks/runs/<
 finished when its `results.json` exists and is never run again; a crashed or interrupted cell is run
 again with `--resume` when its checkpoint exists. So the table fills over several sessions, and
 sessions on different machines can run disjoint cells in parallel (a lock file keeps two runners in the
-same tree off one cell). The report is rebuilt from the cell folders alone: `--report`.
+same tree off one cell). The report is rebuilt from the cell folders and, for a cell whose folder is
+absent (the folders are not committed: a fresh clone, another machine), from the finished record the
+committed results.json keeps of it, as long as that record's commands are still the cell's commands.
 
     python benchmarks/accuracy.py --list                                   # every cell, status, command
     python benchmarks/accuracy.py --run --datasets weibo --k 250 --max_cells 2
@@ -27,9 +29,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -38,7 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
 
-from machine_facts import cpu_model  # noqa: E402
+from machine_facts import cpu_model, gpu_models  # noqa: E402
 from results_file import update_results, write_atomically  # noqa: E402
 
 # --- the grid ----------------------------------------------------------------------------------------
@@ -112,10 +114,14 @@ class Cell:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where cells live and where the data is; `data_root` stays as given so commands read naturally."""
+    """Where cells live and where the data is; `data_root` stays as given so commands read naturally.
+
+    `recorded` maps a cell id to the finished record an earlier report wrote to results.json: the cell
+    folders are not committed, so on a fresh clone that record is all that is left of a finished cell."""
 
     runs_dir: Path
     data_root: str
+    recorded: Mapping[str, dict] = field(default_factory=dict)
 
     def cell_dir(self, cell: Cell) -> Path:
         return self.runs_dir / cell.id
@@ -194,11 +200,27 @@ def next_commands(cell: Cell, layout: Layout) -> list[list[str]]:
 # --- state -------------------------------------------------------------------------------------------
 
 
+def recorded_finished(json_path: Path) -> dict[str, dict]:
+    """The finished cell records of an earlier report's results.json, by cell id (none when it is absent)."""
+    section = read_json(json_path, {}).get("accuracy", {})
+    return {record["id"]: record for record in section.get("cells", []) if record["status"] == "finished"}
+
+
+def recorded_record(cell: Cell, layout: Layout) -> dict | None:
+    """The recorded finished record of a cell without its own results.json, if it was made by the commands
+    the cell has now; a record from other settings or paths is stale and the cell runs again."""
+    record = layout.recorded.get(cell.id)
+    if record is None or (layout.cell_dir(cell) / RESULTS_FILE).exists():
+        return None
+    return record if record["commands"] == [shlex.join(command) for command in cell_commands(cell, layout)] else None
+
+
 def status(cell: Cell, layout: Layout) -> str:
-    """finished (train.py wrote results.json), skipped (by design) or pending."""
+    """finished (train.py wrote results.json, or a report recorded it), skipped (by design) or pending."""
     if cell.skip_reason:
         return "skipped"
-    return "finished" if (layout.cell_dir(cell) / RESULTS_FILE).exists() else "pending"
+    finished = (layout.cell_dir(cell) / RESULTS_FILE).exists() or recorded_record(cell, layout) is not None
+    return "finished" if finished else "pending"
 
 
 def lock_holder(lock: Path) -> str | None:
@@ -251,6 +273,7 @@ def machine() -> dict:
     return {
         "platform": platform.platform(),
         "processor": cpu_model(),
+        "gpus": gpu_models(),  # train.py (through accelerate) trains on the first one when there is one
         "cpu_count": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "python": platform.python_version(),
@@ -395,7 +418,10 @@ def read_json(path: Path, default: object) -> object:
 
 
 def cell_record(cell: Cell, layout: Layout) -> dict:
-    """Everything results.json holds about one cell, read from its folder."""
+    """Everything results.json holds about one cell, read from its folder (or kept from the last report)."""
+    recorded = recorded_record(cell, layout)
+    if recorded is not None:
+        return recorded
     folder = layout.cell_dir(cell)
     record = {
         "id": cell.id, "dataset": cell.dataset, "task": DATASETS[cell.dataset][1], "k": cell.k, "model": cell.model, "seed": cell.seed,
@@ -480,10 +506,19 @@ def figure(value: float | None, pattern: str) -> str:
 def run_machines(records: list[dict]) -> list[str]:
     """Distinct machines the finished cells ran on, as one line each."""
     lines = {
-        f"{m['processor']}, {m['cpu_count']} CPUs ({m['usable_cpus']} usable), {m['platform']}, Python {m['python']}, torch {m['torch']}"
+        f"{m['processor']}, {m['cpu_count']} CPUs ({m['usable_cpus']} usable)"
+        + (f", GPU {' + '.join(m['gpus'])}" if m.get("gpus") else "")
+        + f", {m['platform']}, Python {m['python']}, torch {m['torch']}"
         for m in (record.get("machine") for record in records) if m
     }
     return sorted(lines)
+
+
+def ran_on(machine_facts: dict | None) -> str:
+    """A cell's machine in a word or two: its GPU when it had one (times are then not CPU times), else CPU."""
+    if not machine_facts:
+        return ""
+    return f"GPU ({machine_facts['gpus'][0]})" if machine_facts.get("gpus") else "CPU"
 
 
 def markdown_block(section: dict) -> str:
@@ -514,10 +549,11 @@ def markdown_block(section: dict) -> str:
     lines += [
         "", "### Every cell", "",
         "`train s`: train.py's `train_seconds` (training loop with the dev evaluations, last session only when resumed); "
-        "`wall s`: every command the runner ran for the cell (fusion data included, crashed attempts too).",
+        "`wall s`: every command the runner ran for the cell (fusion data included, crashed attempts too); "
+        "`ran on`: the machine of the cell's last command. Times on a GPU are not comparable with CPU times; F1 is, up to seed noise (same commands and settings, but CUDA draws other random numbers than the CPU).",
         "",
-        "| cell | status | test P | test R | test F1 | dev F1 | best step | train rows | train s | wall s | command |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cell | status | test P | test R | test F1 | dev F1 | best step | train rows | train s | wall s | ran on | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for record in records:
         test = record.get("test", {})
@@ -526,7 +562,7 @@ def markdown_block(section: dict) -> str:
         lines.append(
             f"| {record['id']} | {state} | {figure(test.get('precision'), '.3f')} | {figure(test.get('recall'), '.3f')} | {figure(test.get('f1'), '.3f')} "
             f"| {figure(record.get('dev_f1'), '.3f')} | {figure(record.get('best_step'), 'd')} | {figure(record.get('train_rows'), 'd')} "
-            f"| {figure(record.get('train_seconds'), '.0f')} | {figure(record['wall_seconds'], '.0f')} | {command} |"
+            f"| {figure(record.get('train_seconds'), '.0f')} | {figure(record['wall_seconds'], '.0f')} | {ran_on(record.get('machine'))} | {command} |"
         )
     lines.append(BLOCK_END)
     return "\n".join(lines)
@@ -590,7 +626,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, runner: Runner = run_logged) -> int:
     options = parse_arguments(argv)
-    layout = Layout(REPO_ROOT / options.runs_dir, options.data_root)
+    layout = Layout(REPO_ROOT / options.runs_dir, options.data_root, recorded_finished(Path(options.results_json)))
     cells = select(grid(), options.datasets, options.k, options.models, options.seeds)
 
     def report() -> None:  # always the whole grid, whatever the filters

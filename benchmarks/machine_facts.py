@@ -1,6 +1,8 @@
 """Facts about the machine that benchmark figures are recorded with, read without importing torch."""
 
 import platform
+import shutil
+import subprocess
 
 
 def cpu_model() -> str:
@@ -10,3 +12,14 @@ def cpu_model() -> str:
             return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
+
+
+def gpu_models() -> list[str]:
+    """The NVIDIA GPUs' names as nvidia-smi lists them; none on a machine without it (train.py then runs on CPU)."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listing = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in listing.stdout.splitlines() if line.strip()] if listing.returncode == 0 else []

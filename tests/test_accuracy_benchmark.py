@@ -2,6 +2,7 @@
 finished cells, and resumability through a fake command runner."""
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -205,6 +206,41 @@ def test_report_writes_both_files_and_keeps_the_speed_part(tmp_path, layout):
     assert (cell["dev_f1"], cell["best_step"], cell["train_seconds"], cell["train_rows"]) == (0.65, 96, 660.4, 250)
     assert cell["commands"][0].startswith("accelerate launch")
     assert len(section["pending"]) == 53
+
+
+def test_a_fresh_clone_keeps_the_finished_cells_its_committed_results_json_records(tmp_path, layout):
+    """The cell folders are not committed: the report's own record of a finished cell stands in for it, so a
+    fresh clone neither runs the cell again nor drops it from the next report."""
+    markdown, results = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    report = ["--report", "--runs_dir", str(layout.runs_dir), "--results_md", str(markdown), "--results_json", str(results)]
+    kept, other = Cell("ud", 1000, "knowfree", 42), Cell("ud", 1000, "baseline", 42)
+    finish(layout, kept, 0.87, train_seconds=1730.0)
+    assert accuracy.main(report) == 0
+    before = next(record for record in json.loads(results.read_text(encoding="utf-8"))["accuracy"]["cells"] if record["id"] == kept.id)
+    shutil.rmtree(layout.runs_dir)  # the clone has results.json but no cell folders
+    clone = Layout(layout.runs_dir, layout.data_root, accuracy.recorded_finished(results))
+    assert accuracy.status(kept, clone) == "finished" and accuracy.status(other, clone) == "pending"
+    runner = FakeRunner(clone)
+    assert accuracy.run_pending([kept, other], clone, runner) == {other.id: 0}
+    assert [option_value(command, "--output_dir") for command in runner.commands] == [str(clone.cell_dir(other))]
+    assert accuracy.main(report) == 0
+    cells = {record["id"]: record for record in json.loads(results.read_text(encoding="utf-8"))["accuracy"]["cells"]}
+    assert cells[kept.id] == before
+    assert cells[other.id]["status"] == "finished" and cells[other.id]["test"]["f1"] == 0.5
+    assert "| ud | POS | 0.500 (1 seed) | — | 0.870 (1 seed) | — |" in markdown.read_text(encoding="utf-8")
+
+
+def test_a_recorded_cell_made_by_other_commands_runs_again(tmp_path, layout):
+    """A record whose commands differ from the cell's commands now (other settings or data) is stale."""
+    cell = Cell("pku", 1000, "knowfree", 42)
+    record = {"id": cell.id, "status": "finished", "commands": [accuracy.shlex.join(accuracy.train_command(cell, Layout(layout.runs_dir, "elsewhere")))]}
+    assert accuracy.status(cell, Layout(layout.runs_dir, layout.data_root, {cell.id: record})) == "pending"
+    record["commands"] = [accuracy.shlex.join(command) for command in accuracy.cell_commands(cell, layout)]
+    assert accuracy.status(cell, Layout(layout.runs_dir, layout.data_root, {cell.id: record})) == "finished"
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"accuracy": {"cells": [record, {**record, "id": "other", "status": "pending"}]}}), encoding="utf-8")
+    assert set(accuracy.recorded_finished(results)) == {cell.id}
+    assert accuracy.recorded_finished(tmp_path / "absent.json") == {}
 
 
 # --- running -----------------------------------------------------------------------------------------
