@@ -514,11 +514,11 @@ def run_machines(records: list[dict]) -> list[str]:
     return sorted(lines)
 
 
-def ran_on(machine_facts: dict | None) -> str:
+def ran_on(facts: dict | None) -> str:
     """A cell's machine in a word or two: its GPU when it had one (times are then not CPU times), else CPU."""
-    if not machine_facts:
+    if not facts:
         return ""
-    return f"GPU ({machine_facts['gpus'][0]})" if machine_facts.get("gpus") else "CPU"
+    return f"GPU ({facts['gpus'][0]})" if facts.get("gpus") else "CPU"
 
 
 def markdown_block(section: dict) -> str:

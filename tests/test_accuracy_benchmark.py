@@ -243,6 +243,31 @@ def test_a_recorded_cell_made_by_other_commands_runs_again(tmp_path, layout):
     assert accuracy.recorded_finished(tmp_path / "absent.json") == {}
 
 
+def test_the_report_says_which_cells_ran_on_a_gpu(tmp_path, layout, monkeypatch):
+    """A cell trained on a GPU machine is marked so: its training time is not comparable with the CPU cells'."""
+    on_gpu, on_cpu = Cell("pku", 1000, "knowfree", 42), Cell("pku", 1000, "baseline", 42)
+    for cell, gpus in ((on_gpu, ["NVIDIA H100 80GB HBM3"]), (on_cpu, [])):
+        monkeypatch.setattr(accuracy, "gpu_models", lambda gpus=gpus: gpus)
+        accuracy.run_pending([cell], layout, FakeRunner(layout))
+    section = accuracy.accuracy_section(accuracy.grid(), layout)
+    rows = {line.split(" | ")[0][2:]: line for line in accuracy.markdown_block(section).splitlines() if line.startswith("| pku-k1000-")}
+    assert "| GPU (NVIDIA H100 80GB HBM3) |" in rows[on_gpu.id] and "| CPU |" in rows[on_cpu.id]
+    assert any("GPU NVIDIA H100 80GB HBM3" in line for line in accuracy.run_machines(section["cells"]))
+
+
+def test_gpu_models_reads_nvidia_smi_and_is_empty_without_it(tmp_path, monkeypatch):
+    import machine_facts
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert machine_facts.gpu_models() == []
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nprintf 'NVIDIA H100 80GB HBM3\\nNVIDIA H100 80GB HBM3\\n'\n", encoding="utf-8")
+    fake.chmod(0o755)
+    assert machine_facts.gpu_models() == ["NVIDIA H100 80GB HBM3"] * 2
+    fake.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2; exit 9\n", encoding="utf-8")
+    assert machine_facts.gpu_models() == []
+
+
 # --- running -----------------------------------------------------------------------------------------
 
 
