@@ -188,6 +188,11 @@ def cell_commands(cell: Cell, layout: Layout) -> list[list[str]]:
     return ([fusion_command(cell, layout)] if cell.model == FUSION else []) + [train_command(cell, layout)]
 
 
+def recorded_commands(cell: Cell, layout: Layout) -> list[str]:
+    """A cell's commands as results.json records them, one shell line each."""
+    return [shlex.join(command) for command in cell_commands(cell, layout)]
+
+
 def next_commands(cell: Cell, layout: Layout) -> list[list[str]]:
     """What `--run` would run now: without fusion data already built, with --resume after a crash."""
     commands = []
@@ -212,7 +217,7 @@ def recorded_record(cell: Cell, layout: Layout) -> dict | None:
     record = layout.recorded.get(cell.id)
     if record is None or (layout.cell_dir(cell) / RESULTS_FILE).exists():
         return None
-    return record if record["commands"] == [shlex.join(command) for command in cell_commands(cell, layout)] else None
+    return record if record["commands"] == recorded_commands(cell, layout) else None
 
 
 def status(cell: Cell, layout: Layout) -> str:
@@ -426,7 +431,7 @@ def cell_record(cell: Cell, layout: Layout) -> dict:
     record = {
         "id": cell.id, "dataset": cell.dataset, "task": DATASETS[cell.dataset][1], "k": cell.k, "model": cell.model, "seed": cell.seed,
         "status": status(cell, layout), "reason": cell.skip_reason,
-        "commands": [shlex.join(command) for command in cell_commands(cell, layout)],
+        "commands": recorded_commands(cell, layout),
     }
     attempts = read_json(folder / ATTEMPTS_FILE, [])
     record["attempts"] = len(attempts)

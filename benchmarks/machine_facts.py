@@ -1,7 +1,6 @@
 """Facts about the machine that benchmark figures are recorded with, read without importing torch."""
 
 import platform
-import shutil
 import subprocess
 
 
@@ -16,8 +15,6 @@ def cpu_model() -> str:
 
 def gpu_models() -> list[str]:
     """The NVIDIA GPUs' names as nvidia-smi lists them; none on a machine without it (train.py then runs on CPU)."""
-    if shutil.which("nvidia-smi") is None:
-        return []
     try:
         listing = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
