@@ -26,6 +26,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("source data")
     group.add_argument("--data", required=True, help="corpus: JSONL split folder (+ labels.txt), save_to_disk folder, or Hub dataset repo id")
     group.add_argument("--k", type=int, help="annotate the low-resource train subset of K sentences (train_K.jsonl when present)")
+    group.add_argument("--k_shot", type=int, help="annotate a greedy N-way K-shot sample instead (every target label at least this many mentions), as train.py --k_shot")
     group.add_argument("--train_file", help="a JSONL file replacing the train split (relative to --data)")
     group.add_argument("--data_seed", type=int, default=42)
     group.add_argument("--language", choices=LANGUAGES, help="prompt language (default: detected from the text)")

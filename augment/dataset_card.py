@@ -19,6 +19,7 @@ def render_dataset_card(metadata: dict, split_sizes: dict[str, int], train_comma
         "",
         f"Built by `knowfree-augment` from `{provenance.get('source')}`"
         + (f" (K = {provenance['k']})" if provenance.get("k") else "")
+        + (f" ({provenance['k_shot']}-shot: every target label at least {provenance['k_shot']} mentions)" if provenance.get("k_shot") else "")
         + f" on {provenance.get('date')}. Spans are character offsets into `text`, end exclusive.",
         "",
         "## Splits",

@@ -51,7 +51,7 @@ def build_annotator(args: argparse.Namespace, language: str, client: LLMClient |
 
 
 def load_source(args: argparse.Namespace) -> LabeledCorpus:
-    return load_corpus(args.data, k=args.k, train_file=args.train_file, seed=args.data_seed)
+    return load_corpus(args.data, k=args.k, train_file=args.train_file, seed=args.data_seed, k_shot=args.k_shot)
 
 
 def print_dry_run(annotator, texts: list[str]) -> None:
@@ -83,7 +83,7 @@ def run_extend(args: argparse.Namespace, client: LLMClient | None = None) -> dic
     if args.dry_run:
         print_dry_run(annotator, texts)
         return None
-    provenance = {"source": str(args.data), "k": args.k, "language": language, "model": args.model or args.endpoint}
+    provenance = {"source": str(args.data), "k": args.k, "k_shot": args.k_shot, "language": language, "model": args.model or args.endpoint}
     result = build_fusion(train_rows, corpus.labels, annotator, lambda: sentence_transformer_embedder(args.embedding_model), args.epsilon, args.top_p, provenance)
     if isinstance(annotator, LLMAnnotator):
         result.metadata["llm_requests"] = dict(annotator.client.counts)

@@ -135,7 +135,7 @@ def run_workflow(args: argparse.Namespace) -> dict:
     client = build_client(argparse.Namespace(**{**vars(args), "output_dir": str(work / "llm")})) if has_llm else None
     corpus = load_source(args)
     language = args.language or detect_language(corpus.splits["train"]["text"])
-    source = {"data": args.data, "files": source_fingerprint(args.data), "k": args.k, "train_file": args.train_file, "seed": args.data_seed}
+    source = {"data": args.data, "files": source_fingerprint(args.data), "k": args.k, "k_shot": args.k_shot, "train_file": args.train_file, "seed": args.data_seed}
     llm = {"endpoint": args.endpoint, "model": args.model, "provider": args.provider, "route": args.route,
            "max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "prompts": PROMPTS_VERSION} if has_llm else None  # fmt: skip
     annotator_kind = "offline" if args.annotator == "offline" or not has_llm else "llm"

@@ -16,7 +16,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets, load_dataset, load_from_disk
 from huggingface_hub import hf_hub_download
 
-from knowfree.sampling import DEFAULT_SEED, take_k
+from knowfree.sampling import DEFAULT_SEED, sample_n_way_k_shot, take_k
 
 LABELS_FILE = "labels.txt"
 SAVED_DATASET_MARKER = "dataset_dict.json"
@@ -230,6 +230,7 @@ def load_corpus(
     k: int | None = None,
     seed: int = DEFAULT_SEED,
     train_splits: Sequence[str] = ("train",),
+    k_shot: int | None = None,
 ) -> LabeledCorpus:
     """Load, validate and normalise `splits` of a corpus from any supported source.
 
@@ -240,7 +241,8 @@ def load_corpus(
     `k` keeps a low-resource train subset: the folder's `train_{k}.jsonl` when it exists and `seed` is
     42 (the shared files' construction), else `take_k(train, k, seed)`. `train_splits` names the
     stored splits concatenated, in order, into the train split (an augmented dataset's
-    `("fusion", "synthetic")`). Rows are never dropped: an
+    `("fusion", "synthetic")`). `k_shot` then keeps a greedy N-way K-shot sample of the train split
+    (every target label at least `k_shot` mentions, paper Fig. 4). Rows are never dropped: an
     invalid row raises `DataError` naming its file and 1-based line, or its split and 0-based row.
     """
     if (train_file is not None or k is not None) and "train" not in splits:
@@ -269,6 +271,8 @@ def load_corpus(
         built = {split: built[split] for split in splits}
     if k is not None and prepared_subset is None:
         built["train"] = take_k(built["train"], k, seed)
+    if k_shot is not None:
+        built["train"] = built["train"].select(sample_n_way_k_shot(built["train"], opened.labels.names, k_shot, seed=seed))
     extension_labels = {span["label"] for dataset in built.values() for row in dataset["extensions"] for span in row}
     return LabeledCorpus(DatasetDict(built), opened.labels.names, tuple(sorted(extension_labels)))
 
