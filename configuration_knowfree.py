@@ -24,6 +24,8 @@ class KnowFreeConfig(PreTrainedConfig):
         extension_label_weights (`list[float]`): alpha_i, the loss weight of each extension label
             (eq. 18/20); defaults to 1.0 for every extension label.
         synthetic_weight (`float`): beta, the loss weight of rows marked synthetic (eq. 19).
+        negative_weight (`float`): loss weight of the (span, label) terms whose target is 0, relative
+            to the positive ones; 1.0 is eq. 18 as written (see train.py for the value it trains with).
         projection_size (`int`): D', size of the start/end projections (eq. 9).
         span_hidden_size (`int`): D~, size of the span features H_B (eq. 10).
         biaffine_heads (`int`): heads of the multi-head biaffine; must divide `projection_size`.
@@ -32,7 +34,10 @@ class KnowFreeConfig(PreTrainedConfig):
             at most w characters away (eq. 11).
         use_local_attention (`bool`): switch the local attention off for the ablation.
         activation (`str`): sigma of eq. 9.
-        threshold (`float`): minimum sigmoid score for a span to be predicted.
+        threshold (`float`): minimum sigmoid score for a span to be predicted, for every label that
+            `label_thresholds` does not name.
+        label_thresholds (`dict[str, float]` or `None`): a threshold per target label, chosen on dev
+            after training (train.py calibrates them); `predict(threshold=...)` overrides both.
         decoding (`str`): "flat" keeps non-overlapping spans, "nested" keeps nested but never crossing.
         max_span_width (`int` or `None`): longest span in characters the grid holds; `None` = no limit.
         dropout (`float`): dropout on the character states before the span head.
@@ -46,6 +51,7 @@ class KnowFreeConfig(PreTrainedConfig):
     extension_labels: list[str] | None = None
     extension_label_weights: list[float] | None = None
     synthetic_weight: float = 1.0
+    negative_weight: float = 1.0
     projection_size: int = 200
     span_hidden_size: int = 200
     biaffine_heads: int = 4
@@ -54,6 +60,7 @@ class KnowFreeConfig(PreTrainedConfig):
     use_local_attention: bool = True
     activation: str = "leaky_relu"
     threshold: float = 0.5
+    label_thresholds: dict[str, float] | None = None
     decoding: str = "flat"
     max_span_width: int | None = None
     dropout: float = 0.1
@@ -64,6 +71,7 @@ class KnowFreeConfig(PreTrainedConfig):
         if self.extension_label_weights is None:
             self.extension_label_weights = [1.0] * len(self.extension_labels)
         self.extension_label_weights = [float(weight) for weight in self.extension_label_weights]
+        self.label_thresholds = {label: float(value) for label, value in (self.label_thresholds or {}).items()}
         super().__post_init__(**kwargs)
         self._check_values()
 
@@ -83,6 +91,8 @@ class KnowFreeConfig(PreTrainedConfig):
             )
         if any(weight < 0 for weight in self.extension_label_weights) or self.synthetic_weight < 0:
             raise ValueError("KnowFreeConfig: loss weights (alpha, beta) must be >= 0")
+        if self.negative_weight <= 0:
+            raise ValueError(f"KnowFreeConfig.negative_weight must be > 0, got {self.negative_weight}")
         if self.local_attention_window < 0:
             raise ValueError(f"KnowFreeConfig.local_attention_window must be >= 0, got {self.local_attention_window}")
         for name in ("projection_size", "span_hidden_size", "biaffine_heads", "local_attention_heads"):
@@ -104,8 +114,14 @@ class KnowFreeConfig(PreTrainedConfig):
             raise ValueError(f"KnowFreeConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.decoding not in DECODINGS:
             raise ValueError(f"KnowFreeConfig.decoding must be one of {DECODINGS}, got {self.decoding!r}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"KnowFreeConfig.threshold must be in (0, 1), got {self.threshold}")
+        thresholds = {"threshold": self.threshold}
+        thresholds.update({f"label_thresholds[{label!r}]": value for label, value in self.label_thresholds.items()})
+        for name, value in thresholds.items():
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"KnowFreeConfig.{name} must be in (0, 1), got {value}")
+        unknown = sorted(set(self.label_thresholds) - set(self.target_labels))
+        if unknown:
+            raise ValueError(f"KnowFreeConfig.label_thresholds names labels that are not target labels: {unknown}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"KnowFreeConfig.dropout must be in [0, 1), got {self.dropout}")
 
@@ -113,6 +129,10 @@ class KnowFreeConfig(PreTrainedConfig):
     def labels(self) -> list[str]:
         """All output channels of the span classifier: target labels first, then extension labels."""
         return self.target_labels + self.extension_labels
+
+    def target_thresholds(self) -> list[float]:
+        """The decision threshold of each target label, in output order."""
+        return [self.label_thresholds.get(label, self.threshold) for label in self.target_labels]
 
 
 __all__ = ["KnowFreeConfig"]

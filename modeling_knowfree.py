@@ -464,6 +464,9 @@ class KnowFreeSpanHead(nn.Module):
         self.local_attention = KnowFreeLocalAttention(config) if config.use_local_attention else None
         self.residual_norm = nn.LayerNorm(config.span_hidden_size) if config.use_local_attention else None
         self.classifier = KnowFreeLabelClassifier(config.span_hidden_size, len(config.labels))
+        # a bias per (width, label) on top of the classifier's per-label one, set from the data by
+        # `KnowFreeModel.initialize_label_priors`; zero leaves eq. 17 as written
+        self.width_bias = nn.Parameter(torch.zeros(config.max_span_width, len(config.labels))) if config.max_span_width else None
         self.max_span_width = config.max_span_width
 
     def forward(self, char_states: torch.Tensor, char_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -493,10 +496,12 @@ class KnowFreeSpanHead(nn.Module):
         """Logits (R, W, N) of the band rows starting at `rows` = (batch index, position index)."""
         biaffine = self.biaffine(start, end, width, rows)
         if self.local_attention is None:
-            return self.classifier(biaffine)
-        attended = self.local_attention(biaffine, row_mask)
-        grouped = self.residual_norm(biaffine + attended)
-        return self.classifier(biaffine + grouped)
+            logits = self.classifier(biaffine)
+        else:
+            attended = self.local_attention(biaffine, row_mask)
+            grouped = self.residual_norm(biaffine + attended)
+            logits = self.classifier(biaffine + grouped)
+        return logits if self.width_bias is None else logits + self.width_bias[:width]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -541,6 +546,7 @@ def span_loss(
     span_mask: torch.Tensor,
     label_weights: torch.Tensor,
     row_weights: torch.Tensor,
+    negative_weight: float = 1.0,
 ) -> torch.Tensor:
     """Weighted binary cross-entropy over valid band cells (eqs. 18-19).
 
@@ -551,6 +557,8 @@ def span_loss(
     """
     terms = F.binary_cross_entropy_with_logits(span_logits, span_labels.to(span_logits.dtype), reduction="none")
     weights = label_weights[None, None, None, :] * row_weights[:, None, None, None]
+    if negative_weight != 1.0:
+        weights = weights * torch.where(span_labels > 0, 1.0, negative_weight).to(terms)
     weighted = terms * weights * span_mask[..., None]
     return weighted.sum() / span_mask.sum().clamp(min=1)
 
@@ -563,6 +571,11 @@ class SpanCandidate:
     end: int
     label: int
     score: float
+
+
+def spans_above(candidates: list[SpanCandidate], thresholds: list[float]) -> list[SpanCandidate]:
+    """The candidates whose score reaches the threshold of their label (`thresholds[label index]`)."""
+    return [candidate for candidate in candidates if candidate.score >= thresholds[candidate.label]]
 
 
 def decode_spans(candidates: list[SpanCandidate], nested: bool) -> list[SpanCandidate]:
@@ -626,6 +639,8 @@ class KnowFreePreTrainedModel(PreTrainedModel):
             init.normal_(module.bilinear, mean=0.0, std=0.02)
         elif isinstance(module, KnowFreeLabelClassifier):
             init.constant_(module.bias, INITIAL_LOG_ODDS)
+        elif isinstance(module, KnowFreeSpanHead) and module.width_bias is not None:
+            init.zeros_(module.width_bias)
 
 
 class KnowFreeModel(KnowFreePreTrainedModel):
@@ -688,18 +703,46 @@ class KnowFreeModel(KnowFreePreTrainedModel):
             self.tokenizer.save_pretrained(save_directory)
 
     @torch.no_grad()
-    def initialize_label_priors(self, label_counts: list[int], num_cells: int) -> None:
-        """Set each label's classifier bias to the log-odds of its share of band cells in the data.
+    def initialize_label_priors(self, text_lengths: list[int], spans: list[tuple[int, str]]) -> None:
+        """Start each label's bias at the log-odds of its share of band cells in the training data.
 
-        With BCE over L x W cells, positives are rare (about 1e-4 of cells for NER): starting from
-        the true prior spares the optimizer hundreds of steps of pushing every logit down, which
-        with Adam's bounded steps is most of a low-resource training budget. Unseen labels get the
-        prior of a single occurrence.
+        `text_lengths` are the training texts' lengths, `spans` the (width, label) of every training
+        span. With BCE over L x W cells, positives are rare (about 1e-4 of cells for NER): starting
+        from the true prior spares the optimizer hundreds of steps of pushing every logit down, which
+        with Adam's bounded steps is most of a low-resource training budget. With a width limit the
+        prior is per (width, label): the classifier bias holds a label's overall log-odds and
+        `span_head.width_bias` the difference at each width, so a width no training span of the label
+        has (0.5 of a span, smoothed) starts far below the widths it does have. Without it, a long
+        cell that a start and an end of different entities both make look likely outscored the
+        entities themselves (Weibo dev: 17 predicted spans of 8 or more characters, none right, each
+        hiding shorter true ones under flat decoding). Unseen labels get the prior of one span. With
+        negatives weighted by `config.negative_weight` the loss is lowest at the odds
+        count / (weight x negatives), so that is where the biases start.
         """
-        if len(label_counts) != len(self.config.labels):
-            raise ValueError(f"{len(label_counts)} label counts for {len(self.config.labels)} labels")
-        rates = torch.tensor([max(count, 1) / max(num_cells, 2) for count in label_counts]).clamp(max=0.5)
-        self.span_head.classifier.bias.copy_(torch.log(rates / (1 - rates)))
+        labels = {label: index for index, label in enumerate(self.config.labels)}
+        unknown = sorted({label for _, label in spans} - set(labels))
+        if unknown:
+            raise ValueError(f"spans with labels the model does not have: {unknown}")
+        head = self.span_head
+        slots = head.width_bias.shape[0] if head.width_bias is not None else None
+        counts = torch.zeros(len(labels), slots or 1)
+        for width, label in spans:
+            if slots is None or width <= slots:
+                counts[labels[label], 0 if slots is None else width - 1] += 1
+        if slots is None:
+            cells = torch.tensor([float(sum(band_cell_count(length, None) for length in text_lengths))])
+        else:
+            cells = torch.tensor([float(sum(max(0, length - width + 1) for length in text_lengths)) for width in range(1, slots + 1)])
+        cells = cells.clamp(min=2.0)
+
+        def log_odds(positives: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+            rates = (positives / total).clamp(max=0.5)
+            return torch.log(rates / ((1 - rates) * self.config.negative_weight))
+
+        overall = log_odds(counts.sum(1).clamp(min=1.0), cells.sum())
+        head.classifier.bias.copy_(overall)
+        if head.width_bias is not None:
+            head.width_bias.copy_((log_odds(counts.clamp(min=0.5), cells[None, :]) - overall[:, None]).T)
 
     # -- forward -------------------------------------------------------------------------------------
 
@@ -748,7 +791,7 @@ class KnowFreeModel(KnowFreePreTrainedModel):
             row_weights = torch.ones(span_logits.shape[0], device=span_logits.device)
             if synthetic is not None:
                 row_weights = torch.where(synthetic.to(torch.bool), self.config.synthetic_weight, 1.0).to(row_weights)
-            loss = span_loss(span_logits, span_labels, span_mask, self.label_weights().to(span_logits.dtype), row_weights)
+            loss = span_loss(span_logits, span_labels, span_mask, self.label_weights().to(span_logits.dtype), row_weights, self.config.negative_weight)
         return KnowFreeOutput(loss=loss, span_logits=span_logits, span_mask=span_mask)
 
     # -- prediction ----------------------------------------------------------------------------------
@@ -766,28 +809,19 @@ class KnowFreeModel(KnowFreePreTrainedModel):
 
         A string gives a list of spans, a list of strings a list of such lists. Text longer than the
         encoder limit is read in overlapping windows and the spans merged, never truncated.
-        `threshold` and `decoding` ("flat"/"nested") default to the config's.
+        `threshold` (one value for every label) defaults to the config's per-label thresholds, the
+        ones calibrated on dev after training, and `decoding` ("flat"/"nested") to the config's.
         """
         single = isinstance(texts, str)
         batch_texts = [texts] if single else texts
-        if not isinstance(batch_texts, (list, tuple)) or not all(isinstance(text, str) for text in batch_texts):
-            raise TypeError("predict() takes a string or a list of strings")
-        if self.tokenizer is None:
-            raise ValueError("this model has no tokenizer: set model.tokenizer or save one beside the weights")
-        threshold = self.config.threshold if threshold is None else threshold
         decoding = decoding or self.config.decoding
         if decoding not in ("flat", "nested"):
             raise ValueError(f"decoding must be 'flat' or 'nested', got {decoding!r}")
-        was_training = self.training
-        self.eval()
-        try:
-            windows = text_windows(batch_texts, self.tokenizer, self.config, max_tokens)
-            candidates = self._candidates(windows, len(batch_texts), batch_size, threshold)
-        finally:
-            self.train(was_training)
+        thresholds = self.config.target_thresholds() if threshold is None else [threshold] * len(self.config.target_labels)
+        candidates = self.span_candidates(batch_texts, batch_size, min(thresholds, default=1.0), max_tokens)
         results = []
         for text, text_candidates in zip(batch_texts, candidates):
-            kept = decode_spans(text_candidates, nested=decoding == "nested")
+            kept = decode_spans(spans_above(text_candidates, thresholds), nested=decoding == "nested")
             results.append(
                 [
                     {
@@ -801,6 +835,27 @@ class KnowFreeModel(KnowFreePreTrainedModel):
                 ]
             )
         return results[0] if single else results
+
+    @torch.inference_mode()
+    def span_candidates(
+        self, texts: list[str], batch_size: int = 8, min_score: float = 0.5, max_tokens: int | None = None
+    ) -> list[list[SpanCandidate]]:
+        """Every band cell whose best target label scores at least `min_score`, before decoding, per text.
+
+        `predict` filters these by the label thresholds and decodes them; threshold calibration scores
+        the same candidates once and then tries many thresholds without running the model again.
+        """
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(text, str) for text in texts):
+            raise TypeError("predict() takes a string or a list of strings")
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer: set model.tokenizer or save one beside the weights")
+        was_training = self.training
+        self.eval()
+        try:
+            windows = text_windows(list(texts), self.tokenizer, self.config, max_tokens)
+            return self._candidates(windows, len(texts), batch_size, min_score)
+        finally:
+            self.train(was_training)
 
     def _candidates(
         self, windows: list[TextWindow], num_texts: int, batch_size: int, threshold: float

@@ -15,7 +15,6 @@ import math
 import shlex
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -30,10 +29,10 @@ from knowfree.data import LabeledCorpus, load_corpus, report_unusable
 from knowfree.evaluation import score_spans
 from knowfree.label_weights import extension_alphas
 from knowfree.model_card import write_model_card
-from knowfree.sampling import sample_n_way_k_shot
+from knowfree.thresholds import THRESHOLD_GRID, best_global_threshold, calibrate, decoded_spans
 from knowfree.token_baseline import TokenClassificationCollator, alignment_report, build_token_classifier, predict_token_spans
 from knowfree.training_state import TrainingState
-from modeling_knowfree import KnowFreeModel, band_cell_count
+from modeling_knowfree import KnowFreeModel, SpanCandidate
 
 logger = logging.getLogger("knowfree.train")
 
@@ -44,6 +43,7 @@ TASK_DEFAULTS = {
     "pos": {"weight_decay": 1e-2, "synthetic_weight": 1.0},
 }
 SPAN_WIDTH_MARGIN = 8
+THRESHOLD_CHOICES = ("global", "per_label", "fixed")
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
 
@@ -69,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--no_local_attention", action="store_true", help="ablation: drop the local span attention")
     model.add_argument("--extension_weight", default="auto", help="alpha for extension labels: 'auto' (eq. 20: 0.5 * mean target count / label count, capped at 1) or a number")
     model.add_argument("--synthetic_weight", type=float, help="beta for rows marked synthetic (default from --task)")
-    model.add_argument("--threshold", type=float, default=0.5, help="decision threshold on span scores")
+    model.add_argument("--threshold", type=float, default=0.5, help="decision threshold on span scores before calibration (and with --thresholds fixed)")
+    model.add_argument("--thresholds", choices=THRESHOLD_CHOICES, default="global", help="decision thresholds stored with the model: one chosen on dev for every label (global), one per label with enough dev spans (per_label), or --threshold (fixed); every evaluation selects on dev F1 at the best global threshold unless fixed")
     model.add_argument("--config_overrides", default="", help="other KnowFreeConfig values, e.g. 'projection_size=100,local_attention_window=2' (values parsed as JSON when possible)")
 
     optimisation = parser.add_argument_group("optimisation")
@@ -102,11 +103,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_training_corpus(args: argparse.Namespace) -> LabeledCorpus:
-    corpus = load_corpus(args.data, k=args.k, train_file=args.train_file, seed=args.data_seed, train_splits=args.train_split.split(","))
+    corpus = load_corpus(args.data, k=args.k, train_file=args.train_file, seed=args.data_seed, train_splits=args.train_split.split(","), k_shot=args.k_shot)
     splits = corpus.splits
-    if args.k_shot:
-        indices = sample_n_way_k_shot(splits["train"], corpus.labels, args.k_shot, seed=args.data_seed)
-        splits["train"] = splits["train"].select(indices)
     if args.max_train_rows:
         splits["train"] = splits["train"].select(range(min(args.max_train_rows, len(splits["train"]))))
     if args.max_eval_rows:
@@ -171,9 +169,7 @@ def build_knowfree(args: argparse.Namespace, corpus: LabeledCorpus):
         threshold=args.threshold,
         **parse_overrides(args.config_overrides),
     )
-    label_counts = Counter(span["label"] for span in spans)
-    num_cells = sum(band_cell_count(len(text), max_span_width) for text in train_rows["text"])
-    model.initialize_label_priors([label_counts[label] for label in model.config.labels], num_cells)
+    model.initialize_label_priors([len(text) for text in train_rows["text"]], [(span["end"] - span["start"], span["label"]) for span in spans])
     wider = sum(width > max_span_width for width in widths)
     collator = SpanCollator(model.tokenizer, model.config, skip_wider_spans=True)
     return model, model.tokenizer, collator, wider
@@ -185,33 +181,83 @@ def build_baseline(args: argparse.Namespace, corpus: LabeledCorpus):
     return model, tokenizer, collator, 0
 
 
-def predict_spans(args: argparse.Namespace, model, tokenizer, texts: list[str]) -> list[list[dict]]:
-    if args.model == "knowfree":
-        return model.predict(texts, batch_size=args.eval_batch_size)
-    return predict_token_spans(model, tokenizer, texts, batch_size=args.eval_batch_size)
+def map_sharded(accelerator: Accelerator, texts: list[str], predict) -> list:
+    """`predict` over `texts` split between processes, gathered back in text order."""
+    with accelerator.split_between_processes(list(range(len(texts)))) as indices:
+        local = list(zip(indices, predict([texts[index] for index in indices])))
+    gathered = gather_object(local) if accelerator.num_processes > 1 else local
+    return [value for _, value in sorted(gathered, key=lambda pair: pair[0])]
+
+
+def span_candidates(args: argparse.Namespace, accelerator: Accelerator, model: KnowFreeModel, texts: list[str]) -> list[list[SpanCandidate]]:
+    """Candidates down to the lowest threshold calibration (or the fixed threshold) may keep."""
+    floor = min(THRESHOLD_GRID[0], args.threshold)
+    return map_sharded(accelerator, texts, lambda part: model.span_candidates(part, batch_size=args.eval_batch_size, min_score=floor))
 
 
 def evaluate_split(args, accelerator: Accelerator, model, tokenizer, dataset) -> dict:
-    """Predict a split sharded over processes, gather, and score it with the span metric."""
-    texts = list(dataset["text"])
-    with accelerator.split_between_processes(list(range(len(texts)))) as indices:
-        local = predict_spans(args, accelerator.unwrap_model(model), tokenizer, [texts[index] for index in indices])
-        local = list(zip(indices, local))
-    gathered = gather_object(local) if accelerator.num_processes > 1 else local
-    predictions = [spans for _, spans in sorted(gathered, key=lambda pair: pair[0])]
-    return score_spans(predictions, list(dataset["entities"]))
+    """Span scores of a split, predicted sharded over processes.
+
+    KnowFREE is scored at the best global threshold for this split (`threshold` in the result) unless
+    `--thresholds fixed`: selection then compares checkpoints by what they rank, not by how far their
+    scores have drifted from 0.5, and `fixed_threshold_f1` keeps the figure at `--threshold`.
+    """
+    texts, references = list(dataset["text"]), list(dataset["entities"])
+    if args.model != "knowfree":
+        unwrapped = accelerator.unwrap_model(model)
+        predictions = map_sharded(accelerator, texts, lambda part: predict_token_spans(unwrapped, tokenizer, part, batch_size=args.eval_batch_size))
+        return score_spans(predictions, references)
+    unwrapped = accelerator.unwrap_model(model)
+    candidates = span_candidates(args, accelerator, unwrapped, texts)
+    labels, nested = unwrapped.config.target_labels, unwrapped.config.decoding == "nested"
+    fixed = score_spans(decoded_spans(candidates, [args.threshold] * len(labels), labels, nested), references)
+    if args.thresholds == "fixed":
+        return {**fixed, "threshold": args.threshold, "fixed_threshold_f1": fixed["f1"]}
+    threshold, scores = best_global_threshold(candidates, references, labels, nested)
+    return {**scores, "threshold": threshold, "fixed_threshold_f1": fixed["f1"]}
+
+
+def choose_thresholds(args: argparse.Namespace, accelerator: Accelerator, model: KnowFreeModel, splits) -> tuple[dict, dict, dict]:
+    """Calibrate on dev, store the chosen thresholds in the model's config, score test under each choice.
+
+    Returns the dev and test scores at the chosen thresholds and the record results.json keeps: for
+    `fixed`, `global` and `per_label`, the thresholds with their dev and test F1, so the choice is
+    measured, not assumed.
+    """
+    labels, nested = model.config.target_labels, model.config.decoding == "nested"
+    dev_candidates = span_candidates(args, accelerator, model, list(splits["dev"]["text"]))
+    test_candidates = span_candidates(args, accelerator, model, list(splits["test"]["text"]))
+    dev_references, test_references = list(splits["dev"]["entities"]), list(splits["test"]["entities"])
+    calibration = calibrate(dev_candidates, dev_references, labels, nested)
+    choices = {
+        "fixed": (args.threshold, {}),
+        "global": (calibration.threshold, {}),
+        "per_label": (calibration.threshold, calibration.label_thresholds),
+    }
+    record: dict = {"chosen": args.thresholds}
+    scores: dict = {}
+    for name, (threshold, label_thresholds) in choices.items():
+        thresholds = [label_thresholds.get(label, threshold) for label in labels]
+        dev = score_spans(decoded_spans(dev_candidates, thresholds, labels, nested), dev_references)
+        test = score_spans(decoded_spans(test_candidates, thresholds, labels, nested), test_references)
+        scores[name] = (dev, test)
+        record[name] = {"threshold": threshold, "label_thresholds": label_thresholds, "dev_f1": dev["f1"], "test_f1": test["f1"]}
+    threshold, label_thresholds = choices[args.thresholds]
+    model.config.threshold, model.config.label_thresholds = threshold, dict(label_thresholds)
+    dev, test = scores[args.thresholds]
+    return dev, test, record
 
 
 def optimizer_groups(model, args: argparse.Namespace, weight_decay: float) -> list[dict]:
     """Encoder parameters at the encoder learning rate, everything else at the head rate; no decay on
-    biases and norms."""
+    biases (the width bias included) and norms."""
     encoder_prefix = "encoder." if args.model == "knowfree" else model.base_model_prefix + "."
     groups: dict[tuple[bool, bool], list] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         is_encoder = name.startswith(encoder_prefix)
-        decays = parameter.ndim > 1 and "norm" not in name.lower()
+        decays = parameter.ndim > 1 and "norm" not in name.lower() and not name.endswith("bias")
         groups.setdefault((is_encoder, decays), []).append(parameter)
     return [
         {"params": params, "lr": args.encoder_lr if is_encoder else args.head_lr, "weight_decay": weight_decay if decays else 0.0}
@@ -284,7 +330,10 @@ def main(argv: list[str] | None = None) -> dict:
         dev = evaluate_split(args, accelerator, model, tokenizer, splits["dev"])
         model.train()
         improved = dev["f1"] > state.best_f1
-        state.history.append({"step": state.global_step, "epoch": state.epoch, "dev_f1": dev["f1"], "dev_precision": dev["precision"], "dev_recall": dev["recall"]})
+        entry = {"step": state.global_step, "epoch": state.epoch, "dev_f1": dev["f1"], "dev_precision": dev["precision"], "dev_recall": dev["recall"]}
+        if "threshold" in dev:
+            entry.update(threshold=dev["threshold"], fixed_threshold_dev_f1=dev["fixed_threshold_f1"])
+        state.history.append(entry)
         if improved:
             state.best_f1, state.best_step, state.evaluations_without_improvement = dev["f1"], state.global_step, 0
             if accelerator.is_main_process:
@@ -293,9 +342,10 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             state.evaluations_without_improvement += 1
         logger.info(
-            "eval step %d epoch %d: dev P %.4f R %.4f F1 %.4f (best %.4f at step %s)%s",
-            state.global_step, state.epoch, dev["precision"], dev["recall"], dev["f1"], state.best_f1, state.best_step,
-            "" if improved else f", {state.evaluations_without_improvement} without improvement",
+            "eval step %d epoch %d: dev P %.4f R %.4f F1 %.4f%s (best %.4f at step %s)%s",
+            state.global_step, state.epoch, dev["precision"], dev["recall"], dev["f1"],
+            f" at threshold {dev['threshold']:.2f}, {dev['fixed_threshold_f1']:.4f} at {args.threshold}" if "threshold" in dev else "",
+            state.best_f1, state.best_step, "" if improved else f", {state.evaluations_without_improvement} without improvement",
         )
         # until the model scores above zero on dev it is still starting, not on a plateau: patience
         # counts only from then on, so a slow start is not stopped before it finds a single span
@@ -339,8 +389,13 @@ def main(argv: list[str] | None = None) -> dict:
                 if args.eval_every and state.global_step % args.eval_every == 0:
                     evaluate_and_select()
                 if out_of_steps or out_of_time or state.stopped_early:
-                    if out_of_time:
-                        logger.info("time budget of %.1f minutes reached", args.max_train_minutes)
+                    state.stop_reason = "patience" if state.stopped_early else "max_steps" if out_of_steps else "time"
+                    if state.stop_reason == "time":
+                        logger.warning(
+                            "WALL-CLOCK CAP: --max_train_minutes %s stopped training at step %d of %d, before its step budget; "
+                            "this model depends on the machine's speed (results.json and the model card say so)",
+                            args.max_train_minutes, state.global_step, total_updates,
+                        )
                     state.finished = True
                     break
             else:
@@ -356,29 +411,38 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(130)
     if state.best_step is None or (state.history and state.history[-1]["step"] != state.global_step):
         evaluate_and_select()
+    state.stop_reason = state.stop_reason or ("patience" if state.stopped_early else "epochs")
     state.finished = True
     save_checkpoint()
     return finish(args, accelerator, corpus, tokenizer, state, time.monotonic() - started)
 
 
 def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, state: TrainingState, train_seconds: float) -> dict:
-    """Reload the dev-selected model, score test, write the model folder, card and results; push."""
+    """Reload the dev-selected model, calibrate its thresholds on dev, score test, write the model
+    folder, card and results; push."""
     output_dir = Path(args.output_dir)
     best_dir = output_dir / BEST_DIR
+    selected = next(entry for entry in state.history if entry["step"] == state.best_step)
+    thresholds = None
     if args.model == "knowfree":
-        best = KnowFreeModel.from_pretrained(best_dir)
+        best = KnowFreeModel.from_pretrained(best_dir).to(accelerator.device).eval()
+        dev, test, thresholds = choose_thresholds(args, accelerator, best, corpus.splits)
+        dev = {key: dev[key] for key in ("precision", "recall", "f1")}
     else:
         best, _ = build_token_classifier(best_dir, list(corpus.labels))
-    best.to(accelerator.device).eval()
-    dev = next(entry for entry in state.history if entry["step"] == state.best_step)
-    test = evaluate_split(args, accelerator, best, tokenizer, corpus.splits["test"])
+        best.to(accelerator.device).eval()
+        dev = {"precision": selected["dev_precision"], "recall": selected["dev_recall"], "f1": selected["dev_f1"]}
+        test = evaluate_split(args, accelerator, best, tokenizer, corpus.splits["test"])
     results = {
         "model": args.model,
         "data": str(args.data),
         "train_rows": len(corpus.splits["train"]),
         "best_step": state.best_step,
-        "dev": {"precision": dev["dev_precision"], "recall": dev["dev_recall"], "f1": dev["dev_f1"]},
+        "steps": state.global_step,
+        "stopped_by": state.stop_reason,
+        "dev": dev,
         "test": test,
+        "thresholds": thresholds,
         "train_seconds": round(train_seconds, 1),
         "history": state.history,
     }
@@ -402,6 +466,8 @@ def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, sta
             extension_labels=extension_labels,
             dev_metrics=results["dev"],
             test_metrics=test,
+            thresholds=thresholds,
+            stopped_by=state.stop_reason,
             settings=settings,
             command="accelerate launch train.py " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]),
             examples=list(corpus.splits["test"]["text"][:3]),

@@ -57,6 +57,10 @@ A {architecture} model for **{task}**, trained with [knowfree](https://github.co
 | dev (best) | {dev_precision:.4f} | {dev_recall:.4f} | {dev_f1:.4f} |
 | test | {test_precision:.4f} | {test_recall:.4f} | {test_f1:.4f} |
 
+{thresholds_note}
+
+{stop_note}
+
 Per label (test):
 
 | label | precision | recall | F1 | support |
@@ -79,7 +83,7 @@ model.predict("{example}")
 ```
 
 `predict` takes a string or a list of strings, with `batch_size`, `threshold` and `decoding`
-(`"flat"` or `"nested"`) arguments.
+(`"flat"` or `"nested"`) arguments; without `threshold` it uses the thresholds stored in the config.
 
 ## Training
 
@@ -101,6 +105,35 @@ def _per_label_rows(per_label: dict) -> str:
     return "\n".join(rows) or "| (none) | | | | |"
 
 
+def thresholds_note(thresholds: dict | None) -> str:
+    """The decision thresholds the model predicts with, and the dev/test F1 of each way of choosing them."""
+    if thresholds is None:
+        return "Decisions: the argmax of the BIO tags (no threshold)."
+    chosen = thresholds[thresholds["chosen"]]
+    per_label = ", ".join(f"`{label}` {value:.2f}" for label, value in sorted(chosen["label_thresholds"].items()))
+    lines = [
+        f"Decision thresholds, chosen on dev ({thresholds['chosen']}): {chosen['threshold']:.2f}"
+        + (f" for every label but {per_label}." if per_label else " for every label."),
+        "",
+        "| thresholds | dev F1 | test F1 |",
+        "|---|---|---|",
+    ]
+    for name in ("fixed", "global", "per_label"):
+        lines.append(f"| {name}{' (used)' if name == thresholds['chosen'] else ''} | {thresholds[name]['dev_f1']:.4f} | {thresholds[name]['test_f1']:.4f} |")
+    return "\n".join(lines)
+
+
+def stop_note(stopped_by: str | None) -> str:
+    """What ended training; a wall-clock stop is a warning, since the same command then gives other models elsewhere."""
+    if stopped_by == "time":
+        return (
+            "**Warning: training was stopped by its wall-clock cap (`--max_train_minutes`) before its step budget.** "
+            "This model depends on the speed of the machine that trained it; the same command elsewhere gives another."
+        )
+    reasons = {"epochs": "its epoch budget", "max_steps": "its step budget (`--max_steps`)", "patience": "early stopping on dev F1 (`--patience`)"}
+    return f"Training ended by {reasons.get(stopped_by, 'an unrecorded reason')}."
+
+
 def write_model_card(
     output_dir: Path,
     *,
@@ -115,6 +148,8 @@ def write_model_card(
     extension_labels: list[str],
     dev_metrics: dict,
     test_metrics: dict,
+    thresholds: dict | None,
+    stopped_by: str | None,
     settings: dict,
     command: str,
     examples: list[str],
@@ -144,6 +179,8 @@ def write_model_card(
         test_recall=test_metrics["recall"],
         test_f1=test_metrics["f1"],
         per_label_rows=_per_label_rows(test_metrics.get("per_label", {})),
+        thresholds_note=thresholds_note(thresholds),
+        stop_note=stop_note(stopped_by),
         target_labels=", ".join(f"`{label}`" for label in target_labels),
         extension_note=extension_note,
         repo_or_path=repo_or_path,

@@ -5,7 +5,9 @@ agree, `benchmarks/bench_span_head.py` measures the gap). It reuses the fast hea
 both compute the same function; only the layout and the attention differ:
 - H_B is built for every (start, end) pair, the lower triangle included;
 - every grid row runs full attention over all L cells of the row, restricted by the mask of eq. 11
-  (|j - j'| <= w) and by masking neighbours that are not spans (j' < i, or past the text).
+  (|j - j'| <= w) and by masking neighbours that are not spans (j' < i, or past the text);
+- the (width, label) bias is added to cell (i, j) by looking up width j - i + 1 (cells wider than the
+  band get none: the band has no such cells to compare with).
 """
 
 import torch
@@ -31,7 +33,7 @@ def reference_span_logits(
     inside = positions[None, :] < lengths[:, None]
     valid = (positions[:, None] <= positions[None, :])[None] & inside[:, :, None] & inside[:, None, :]
     if head.local_attention is None:
-        return head.classifier(grid), valid
+        return with_width_bias(head, head.classifier(grid)), valid
 
     attention = head.local_attention
     shape = (batch, length, length, attention.heads, attention.head_size)
@@ -46,7 +48,18 @@ def reference_span_logits(
     attended = torch.einsum("bihjk,bikhd->bijhd", scores.softmax(-1), value)
     attended = attention.norm(attended.reshape(batch, length, length, -1))
     grouped = head.residual_norm(grid + attended)
-    return head.classifier(grid + grouped), valid
+    return with_width_bias(head, head.classifier(grid + grouped)), valid
+
+
+def with_width_bias(head: KnowFreeSpanHead, logits: torch.Tensor) -> torch.Tensor:
+    """Grid logits (B, L, L, N) plus the head's bias of each cell's width, where the head has one."""
+    if head.width_bias is None:
+        return logits
+    length, slots = logits.shape[1], head.width_bias.shape[0]
+    positions = torch.arange(length, device=logits.device)
+    offsets = positions[None, :] - positions[:, None]
+    inside = (offsets >= 0) & (offsets < slots)
+    return logits + head.width_bias[offsets.clamp(0, slots - 1)] * inside[..., None]
 
 
 def band_to_grid(band: torch.Tensor, length: int) -> torch.Tensor:

@@ -22,6 +22,8 @@ class TrainingState:
     best_step: int | None = None
     evaluations_without_improvement: int = 0
     stopped_early: bool = False
+    stop_reason: str | None = None
+    """What ended training: "epochs", "max_steps", "patience", or "time" (the wall-clock cap)."""
     finished: bool = False
     history: list[dict] = field(default_factory=list)
 

@@ -37,6 +37,9 @@ def test_extension_weights_default_to_one_per_label():
         ({"activation": "tanh"}, "activation must be one of"),
         ({"decoding": "greedy"}, "decoding must be one of"),
         ({"threshold": 1.5}, "threshold must be in"),
+        ({"target_labels": ["PER"], "label_thresholds": {"PER": 0.0}}, r"label_thresholds\['PER'\] must be in"),
+        ({"target_labels": ["PER"], "label_thresholds": {"LOC": 0.3}}, r"not target labels: \['LOC'\]"),
+        ({"negative_weight": 0.0}, "negative_weight must be > 0"),
     ],
 )
 def test_bad_values_raise_clear_errors(overrides, message):
@@ -45,9 +48,11 @@ def test_bad_values_raise_clear_errors(overrides, message):
 
 
 def test_json_round_trip_keeps_the_encoder_and_labels(tmp_path):
-    config = tiny_config(77, ["LOC", "PER"], ["WORD"], extension_label_weights=[0.3], max_span_width=16, decoding="nested")
+    config = tiny_config(
+        77, ["LOC", "PER"], ["WORD"], extension_label_weights=[0.3], max_span_width=16, decoding="nested", label_thresholds={"PER": 0.35}
+    )
     config.save_pretrained(tmp_path)
     loaded = KnowFreeConfig.from_pretrained(tmp_path)
     assert loaded.encoder_config.to_dict() == config.encoder_config.to_dict()
-    for name in ("target_labels", "extension_labels", "extension_label_weights", "max_span_width", "decoding"):
+    for name in ("target_labels", "extension_labels", "extension_label_weights", "max_span_width", "label_thresholds", "decoding"):
         assert getattr(loaded, name) == getattr(config, name)

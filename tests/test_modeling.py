@@ -30,6 +30,10 @@ from modeling_knowfree import (
     text_windows,
 )
 
+def model_inputs(model: KnowFreeModel, text: str) -> dict:
+    return collate_windows(text_windows([text], model.tokenizer, model.config), model.tokenizer)
+
+
 def spans_of(predictions: list[dict]) -> set[tuple[int, int, str]]:
     return {(span["start"], span["end"], span["label"]) for span in predictions}
 
@@ -128,6 +132,8 @@ def test_band_head_equals_reference_inside_width_limit(width_limit, window):
     lengths = [21, 14]
     config = tiny_config(50, ["A"], [], local_attention_window=window, max_span_width=width_limit)
     head = KnowFreeSpanHead(config, 32)
+    with torch.no_grad():
+        head.width_bias.normal_()  # a bias per width, as the label priors set it
     states, mask = torch.randn(2, 21, 32), padded_mask(lengths)
     band_logits, band_mask = head(states, mask)
     assert band_logits.shape[2] == width_limit
@@ -263,6 +269,30 @@ def test_padding_and_cells_past_the_text_contribute_nothing(loss_batch):
         assert model(**{**batch, "span_labels": poisoned}).loss.item() == pytest.approx(output.loss.item())
 
 
+def test_negative_weight_scales_exactly_the_terms_of_cells_without_the_label(loss_batch):
+    model, batch = loss_batch
+    with torch.no_grad():
+        output = model(**batch)
+        terms = torch.nn.functional.binary_cross_entropy_with_logits(output.span_logits, batch["span_labels"], reduction="none")
+        weights = model.label_weights()[None, None, None, :] * torch.where(batch["synthetic"], model.config.synthetic_weight, 1.0)[:, None, None, None]
+        negative = (terms * weights * output.span_mask[..., None] * (batch["span_labels"] == 0)).sum() / output.span_mask.sum()
+        model.config.negative_weight = 0.25
+        try:
+            scaled = model(**batch).loss.item()
+        finally:
+            model.config.negative_weight = 1.0
+    assert negative > 0
+    assert scaled == pytest.approx(output.loss.item() - 0.75 * negative.item(), rel=1e-5)
+
+
+def test_label_priors_follow_the_negative_weight(bert_tokenizer):
+    """The bias starts where the weighted loss of a constant logit is lowest: odds count / (weight x negatives)."""
+    model = tiny_model(bert_tokenizer, negative_weight=0.1, max_span_width=1)  # 1000 cells
+    model.initialize_label_priors([1000], [(1, "LOC")] * 10 + [(1, "ORG")] + [(1, "PER")] * 5)
+    expected = torch.log(torch.tensor([10 / 990, 1 / 999, 5 / 995]) / 0.1)
+    assert torch.allclose(model.span_head.classifier.bias, expected, atol=1e-5)
+
+
 def test_extension_label_weight_formula():
     assert extension_label_weight([10, 30], 40) == pytest.approx(0.5 * 20 / 40)
     assert extension_label_weight([100], 10) == 1.0
@@ -278,11 +308,29 @@ def test_band_cell_count_matches_the_band_mask(length, width_limit):
 
 def test_label_priors_set_the_classifier_bias_to_log_odds(bert_tokenizer):
     model = tiny_model(bert_tokenizer, extension_labels=["WORD"])
-    model.initialize_label_priors([10, 0, 5, 500], num_cells=1000)
-    expected = torch.tensor([0.01, 0.001, 0.005, 0.5]).logit()
+    spans = [(2, "LOC")] * 10 + [(3, "PER")] * 5 + [(1, "WORD")] * 500
+    model.initialize_label_priors([100] * 10, spans)  # no width limit: 10 x 5050 cells
+    expected = torch.tensor([10 / 50500, 1 / 50500, 5 / 50500, 500 / 50500]).logit()
     assert torch.allclose(model.span_head.classifier.bias, expected, atol=1e-5)
-    with pytest.raises(ValueError, match="label counts"):
-        model.initialize_label_priors([1, 2], num_cells=10)
+    assert model.span_head.width_bias is None
+    with pytest.raises(ValueError, match=r"labels the model does not have: \['DATE'\]"):
+        model.initialize_label_priors([10], [(1, "DATE")])
+
+
+def test_label_priors_per_width_start_unseen_widths_far_below_seen_ones(bert_tokenizer):
+    model = tiny_model(bert_tokenizer, max_span_width=4)
+    model.initialize_label_priors([10] * 100, [(2, "PER")] * 40 + [(3, "PER")] * 10 + [(2, "LOC")] * 5)
+    head = model.span_head
+    cells = torch.tensor([1000.0, 900.0, 800.0, 700.0])  # 100 texts of 10 characters, widths 1 to 4
+    per = head.classifier.bias[2] + head.width_bias[:, 2]
+    assert torch.allclose(per, (torch.tensor([0.5, 40.0, 10.0, 0.5]) / cells).logit(), atol=1e-5)
+    assert torch.allclose(head.classifier.bias[2], torch.tensor(50 / 3400).logit(), atol=1e-5)
+    assert per[3] < per[2] - 2.5 and per[0] < per[1] - 4
+    # the priors reach the logits: an untrained model scores a width-2 PER cell far above a width-4 one
+    with torch.no_grad():
+        model.span_head.classifier.weight.zero_()
+        logits = model(**model_inputs(model, "马云去上海开会。")).span_logits[0, 0, :, 2]
+    assert torch.allclose(logits, per, atol=1e-5)
 
 
 def test_span_wider_than_band_is_an_error():
@@ -333,6 +381,21 @@ def test_decode_spans_rules():
     flat = [(span.start, span.end, span.label) for span in decode_spans(candidates, nested=False)]
     assert nested == [(0, 4, 0), (0, 2, 1), (6, 8, 1)]
     assert flat == [(0, 4, 0), (6, 8, 1)]
+
+
+def test_predict_uses_the_config_thresholds_per_label_unless_a_threshold_is_given(trained_model):
+    text = "马云去上海开会。"
+    everything = spans_of(trained_model.predict(text))
+    assert {"PER", "LOC"} <= {label for _, _, label in everything}
+    config = trained_model.config
+    try:
+        config.label_thresholds = {"PER": 0.999999}
+        assert spans_of(trained_model.predict(text)) == {span for span in everything if span[2] != "PER"}
+        assert spans_of(trained_model.predict(text, threshold=config.threshold)) == everything
+        config.label_thresholds, config.threshold = {}, 0.999999
+        assert spans_of(trained_model.predict(text)) == set()
+    finally:
+        config.label_thresholds, config.threshold = {}, 0.5
 
 
 def test_long_text_is_windowed_and_finds_spans_near_its_end(trained_model):

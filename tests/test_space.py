@@ -71,7 +71,7 @@ def save_tiny_model(folder: Path) -> Path:
     write_model_card(
         folder, model_name="tiny", architecture="KnowFREE", task="ner", dataset="tiny", base_model="tiny-bert",
         train_rows=0, subset_note="", target_labels=LABELS, extension_labels=[], dev_metrics=metrics,
-        test_metrics=metrics, settings={}, command="(built in tests/test_space.py)", examples=CARD_EXAMPLES,
+        test_metrics=metrics, thresholds=None, stopped_by="epochs", settings={}, command="(built in tests/test_space.py)", examples=CARD_EXAMPLES,
         repo_or_path=str(folder),
     )  # fmt: skip
     return folder

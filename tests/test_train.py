@@ -14,6 +14,8 @@ from hub_server import LocalHub, run_against_hub
 from safetensors.torch import load_file
 
 import train
+from knowfree.evaluation import score_spans
+from knowfree.thresholds import THRESHOLD_GRID
 from modeling_knowfree import KnowFreeModel
 
 LABELS = ["LOC", "ORG", "PER"]
@@ -57,6 +59,43 @@ def test_trains_selects_on_dev_and_reports_test(workspace):
     model = KnowFreeModel.from_pretrained(output_dir)
     assert model.config.target_labels == LABELS
     assert all(span["label"] in LABELS for span in model.predict(training_rows()[0]["text"]))
+
+
+def test_thresholds_are_chosen_on_dev_stored_in_the_config_and_used_by_predict(workspace):
+    root, corpus, encoder = workspace
+    output_dir = root / "calibrated"
+    results = train.main(arguments(corpus, encoder, output_dir, "--epochs", "6", "--thresholds", "per_label"))
+    record = results["thresholds"]
+    model = KnowFreeModel.from_pretrained(output_dir)
+    dev_rows = [json.loads(line) for line in (corpus / "dev.jsonl").read_text().splitlines()]
+    test_rows = [json.loads(line) for line in (corpus / "test.jsonl").read_text().splitlines()]
+
+    def f1(rows, **options) -> float:
+        return score_spans(model.predict([row["text"] for row in rows], batch_size=32, **options), [row["entities"] for row in rows])["f1"]
+
+    # the global threshold is the grid value with the best dev F1, and per-label thresholds build on it
+    assert record["global"]["dev_f1"] == max(f1(dev_rows, threshold=value) for value in THRESHOLD_GRID)
+    assert record["global"]["dev_f1"] == f1(dev_rows, threshold=record["global"]["threshold"])
+    assert record["per_label"]["dev_f1"] >= record["global"]["dev_f1"]
+    # stored: predict without a threshold uses them and reproduces the reported test figures
+    assert model.config.threshold == record["per_label"]["threshold"]
+    assert model.config.label_thresholds == record["per_label"]["label_thresholds"]
+    assert f1(test_rows) == results["test"]["f1"] == record["per_label"]["test_f1"]
+    # an explicit threshold overrides them
+    assert f1(test_rows, threshold=0.5) == record["fixed"]["test_f1"]
+    card = (output_dir / "README.md").read_text()
+    assert "Decision thresholds, chosen on dev (per_label)" in card and f"{record['fixed']['test_f1']:.4f}" in card
+
+
+def test_a_wall_clock_stop_is_reported_in_the_log_results_and_card(workspace, caplog):
+    root, corpus, encoder = workspace
+    output_dir = root / "out-of-time"
+    with caplog.at_level("WARNING", logger="knowfree.train"):
+        results = train.main(arguments(corpus, encoder, output_dir, "--max_train_minutes", "0.0001"))
+    assert results["stopped_by"] == "time" and results["steps"] == 1
+    assert json.loads((output_dir / "results.json").read_text())["stopped_by"] == "time"
+    assert "WALL-CLOCK CAP" in caplog.text
+    assert "stopped by its wall-clock cap" in (output_dir / "README.md").read_text()
 
 
 def test_resume_reaches_the_same_final_state(workspace):
