@@ -41,6 +41,8 @@ class KnowFreeConfig(PreTrainedConfig):
         decoding (`str`): "flat" keeps non-overlapping spans, "nested" keeps nested but never crossing.
         max_span_width (`int` or `None`): longest span in characters the grid holds; `None` = no limit.
         dropout (`float`): dropout on the character states before the span head.
+        character_embeddings (`bool`): add each character's own input embedding to its state (through
+            a projection that starts at zero), so boundaries inside multi-character pieces are learnable.
     """
 
     model_type = "knowfree"
@@ -64,6 +66,7 @@ class KnowFreeConfig(PreTrainedConfig):
     decoding: str = "flat"
     max_span_width: int | None = None
     dropout: float = 0.1
+    character_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
         self.target_labels = list(self.target_labels or [])

@@ -18,6 +18,7 @@ This file depends only on torch, transformers and `configuration_knowfree.py`, s
 the two files is all `AutoModel.from_pretrained(..., trust_remote_code=True)` needs.
 """
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,6 +243,7 @@ def collate_windows(windows: list[TextWindow], tokenizer: PreTrainedTokenizerBas
     char_token_index = torch.zeros((batch_size, max_chars), dtype=torch.long)
     char_piece_start = torch.zeros((batch_size, max_chars), dtype=torch.long)
     char_piece_end = torch.zeros((batch_size, max_chars), dtype=torch.long)
+    char_ids = torch.zeros((batch_size, max_chars), dtype=torch.long)
     char_mask = torch.zeros((batch_size, max_chars), dtype=torch.bool)
     for row, window in enumerate(windows):
         offsets = [(0, 0)] * prefix_length + window.token_offsets
@@ -251,14 +253,32 @@ def collate_windows(windows: list[TextWindow], tokenizer: PreTrainedTokenizerBas
             char_token_index[row, :length] = torch.tensor(token_of_char, dtype=torch.long)
             char_piece_start[row, :length] = torch.tensor(from_start, dtype=torch.long)
             char_piece_end[row, :length] = torch.tensor(from_end, dtype=torch.long)
+            char_ids[row, :length] = torch.tensor(character_ids(window.text, tokenizer), dtype=torch.long)
             char_mask[row, :length] = True
     return {
         **pad_windows(windows, tokenizer),
         "char_token_index": char_token_index,
         "char_piece_start": char_piece_start,
         "char_piece_end": char_piece_end,
+        "char_ids": char_ids,
         "char_mask": char_mask,
     }
+
+
+def character_ids(text: str, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Each character's own vocabulary id (the unknown id where the vocabulary has no such piece).
+
+    A SentencePiece vocabulary merges characters into pieces (e5 reads 的女人 as one piece), so the
+    token state alone cannot tell a span starting at 女 from one starting at 的; the character's own
+    embedding can (`KnowFreeConfig.character_embeddings`)."""
+    unknown = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
+    ids = tokenizer.convert_tokens_to_ids(list(text))
+    # full-width punctuation (，！) is in the vocabulary as its NFKC form (, !), as the tokenizer reads it
+    normalized = tokenizer.convert_tokens_to_ids([unicodedata.normalize("NFKC", char) for char in text])
+    return [
+        normal if index in (None, unknown) and normal is not None else (unknown if index is None else index)
+        for index, normal in zip(ids, normalized)
+    ]
 
 
 def special_token_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
@@ -425,6 +445,11 @@ class KnowFreeLocalAttention(nn.Module):
         if padded_width > width:
             attended = attended[:, :width]
         return self.norm(attended).view(*leading, width, hidden)
+
+
+class CharacterProjection(nn.Linear):
+    """Maps a character's input embedding onto its character state; zero at initialisation, so a new
+    model starts as the paper's and learns how much the character's identity adds."""
 
 
 class KnowFreeLabelClassifier(nn.Linear):
@@ -639,6 +664,8 @@ class KnowFreePreTrainedModel(PreTrainedModel):
             init.normal_(module.bilinear, mean=0.0, std=0.02)
         elif isinstance(module, KnowFreeLabelClassifier):
             init.constant_(module.bias, INITIAL_LOG_ODDS)
+        elif isinstance(module, CharacterProjection):
+            init.zeros_(module.weight)
         elif isinstance(module, KnowFreeSpanHead) and module.width_bias is not None:
             init.zeros_(module.width_bias)
 
@@ -655,6 +682,7 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         hidden_size = config.encoder_config.hidden_size
         self.piece_start_embedding = nn.Embedding(PIECE_POSITION_BUCKETS, hidden_size)
         self.piece_end_embedding = nn.Embedding(PIECE_POSITION_BUCKETS, hidden_size)
+        self.character_projection = CharacterProjection(hidden_size, hidden_size, bias=False) if config.character_embeddings else None
         self.dropout = nn.Dropout(config.dropout)
         self.span_head = KnowFreeSpanHead(config, hidden_size)
         self.tokenizer: PreTrainedTokenizerBase | None = None
@@ -758,12 +786,20 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         char_token_index: torch.Tensor,
         char_piece_start: torch.Tensor,
         char_piece_end: torch.Tensor,
+        char_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Encoder states gathered per character plus in-piece positions: (B, T) tokens -> (B, L, D)."""
+        """Encoder states gathered per character plus in-piece positions: (B, T) tokens -> (B, L, D).
+
+        With `config.character_embeddings`, each character's own input embedding (the encoder's table,
+        looked up by `char_ids`) is added through a projection that starts at zero."""
         token_states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         index = char_token_index[..., None].expand(-1, -1, token_states.shape[-1])
         char_states = token_states.gather(1, index)
         char_states = char_states + self.piece_start_embedding(char_piece_start) + self.piece_end_embedding(char_piece_end)
+        if self.character_projection is not None:
+            if char_ids is None:
+                raise ValueError("this model reads each character's own embedding: pass char_ids (collate_windows makes them)")
+            char_states = char_states + self.character_projection(self.encoder.get_input_embeddings()(char_ids))
         return self.dropout(char_states)
 
     def forward(
@@ -776,13 +812,14 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         char_mask: torch.Tensor,
         span_labels: torch.Tensor | None = None,
         synthetic: torch.Tensor | None = None,
+        char_ids: torch.Tensor | None = None,
         **kwargs,
     ) -> KnowFreeOutput:
         """Span logits for every band cell; with `span_labels` (B, L, W, N) also the weighted loss.
 
         `synthetic` (B,) marks rows whose loss is scaled by beta (`config.synthetic_weight`).
         """
-        char_states = self.encode_characters(input_ids, attention_mask, char_token_index, char_piece_start, char_piece_end)
+        char_states = self.encode_characters(input_ids, attention_mask, char_token_index, char_piece_start, char_piece_end, char_ids)
         span_logits, span_mask = self.span_head(char_states, char_mask)
         loss = None
         if span_labels is not None:

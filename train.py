@@ -69,15 +69,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--no_local_attention", action="store_true", help="ablation: drop the local span attention")
     model.add_argument("--extension_weight", default="auto", help="alpha for extension labels: 'auto' (eq. 20: 0.5 * mean target count / label count, capped at 1) or a number")
     model.add_argument("--synthetic_weight", type=float, help="beta for rows marked synthetic (default from --task)")
+    model.add_argument("--negative_weight", type=float, default=0.1, help="loss weight of the (span, label) terms whose target is 0; 1.0 is eq. 18 as written (README: the recipe)")
+    model.add_argument("--character_embeddings", action=argparse.BooleanOptionalAction, default=False, help="add each character's own input embedding to its state, for boundaries inside multi-character pieces")
     model.add_argument("--threshold", type=float, default=0.5, help="decision threshold on span scores before calibration (and with --thresholds fixed)")
     model.add_argument("--thresholds", choices=THRESHOLD_CHOICES, default="global", help="decision thresholds stored with the model: one chosen on dev for every label (global), one per label with enough dev spans (per_label), or --threshold (fixed); every evaluation selects on dev F1 at the best global threshold unless fixed")
     model.add_argument("--config_overrides", default="", help="other KnowFreeConfig values, e.g. 'projection_size=100,local_attention_window=2' (values parsed as JSON when possible)")
 
     optimisation = parser.add_argument_group("optimisation")
-    optimisation.add_argument("--encoder_lr", type=float, default=2e-5, help="learning rate of the pretrained encoder")
-    optimisation.add_argument("--head_lr", type=float, default=1e-3, help="learning rate of every other module")
+    optimisation.add_argument("--encoder_lr", type=float, default=5e-5, help="learning rate of the pretrained encoder (appendix G: 2e-5; README: the recipe)")
+    optimisation.add_argument("--head_lr", type=float, default=3e-3, help="learning rate of every other module (appendix G: 1e-3; README: the recipe)")
     optimisation.add_argument("--weight_decay", type=float, help="default from --task (1e-3 NER, 1e-2 segmentation/POS)")
-    optimisation.add_argument("--warmup_ratio", type=float, default=0.1, help="linear warm-up share of the schedule, then linear decay")
+    optimisation.add_argument("--warmup_ratio", type=float, default=0.02, help="linear warm-up share of the schedule, then linear decay")
     optimisation.add_argument("--batch_size", type=int, default=8, help="sentences per batch per process")
     optimisation.add_argument("--eval_batch_size", type=int, default=32)
     optimisation.add_argument("--gradient_accumulation_steps", type=int, default=1)
@@ -91,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     selection.add_argument("--output_dir", required=True)
     selection.add_argument("--eval_every", type=int, help="evaluate on dev every N optimizer steps (default: every epoch)")
     selection.add_argument("--patience", type=int, default=5, help="stop after this many evaluations without dev F1 improvement, counted once dev F1 is above zero (--epochs/--max_steps still cap a run that never gets there)")
-    selection.add_argument("--max_train_minutes", type=float, help="stop training after this much wall time (then evaluate the best checkpoint)")
+    selection.add_argument("--max_train_minutes", type=float, help="a safety cap only: the budget is --epochs/--max_steps, which give the same model on any machine; if this cap stops training first, the log, results.json (stopped_by: time) and the model card say so")
     selection.add_argument("--resume", action="store_true", help="continue from output_dir/checkpoint")
     selection.add_argument("--interrupt_after_steps", type=int, help=argparse.SUPPRESS)
     selection.add_argument("--push_to_hub", metavar="REPO", help="push the final model folder (weights, code, tokenizer, card, results) to this Hub repo")
@@ -157,18 +159,18 @@ def build_knowfree(args: argparse.Namespace, corpus: LabeledCorpus):
     colliding = sorted(set(extension_labels) & set(corpus.labels))
     if colliding:
         raise ValueError(f"{args.data}: extension labels {colliding} have the names of target labels; rename them in the augmented data")
-    model = KnowFreeModel.from_encoder(
-        args.encoder,
-        target_labels=list(corpus.labels),
-        extension_labels=extension_labels,
-        extension_label_weights=extension_weights(train_rows, list(corpus.labels), extension_labels, args.extension_weight),
-        synthetic_weight=args.synthetic_weight,
-        max_span_width=max_span_width,
-        decoding=args.decoding or ("nested" if spans_overlap(train_rows) else "flat"),
-        use_local_attention=not args.no_local_attention,
-        threshold=args.threshold,
-        **parse_overrides(args.config_overrides),
-    )
+    settings = {
+        "extension_label_weights": extension_weights(train_rows, list(corpus.labels), extension_labels, args.extension_weight),
+        "synthetic_weight": args.synthetic_weight,
+        "negative_weight": args.negative_weight,
+        "character_embeddings": args.character_embeddings,
+        "max_span_width": max_span_width,
+        "decoding": args.decoding or ("nested" if spans_overlap(train_rows) else "flat"),
+        "use_local_attention": not args.no_local_attention,
+        "threshold": args.threshold,
+    }
+    settings.update(parse_overrides(args.config_overrides))  # the explicit escape hatch wins
+    model = KnowFreeModel.from_encoder(args.encoder, target_labels=list(corpus.labels), extension_labels=extension_labels, **settings)
     model.initialize_label_priors([len(text) for text in train_rows["text"]], [(span["end"] - span["start"], span["label"]) for span in spans])
     wider = sum(width > max_span_width for width in widths)
     collator = SpanCollator(model.tokenizer, model.config, skip_wider_spans=True)

@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     training.add_argument("--patience", type=int, default=5)
     training.add_argument("--seed", type=int, default=42)
     training.add_argument("--freeze_embeddings", action="store_true")
-    training.add_argument("--max_train_minutes", type=float)
+    training.add_argument("--max_train_minutes", type=float, help="a wall-clock safety cap; the budget is --epochs (train.py --max_train_minutes)")
     training.add_argument("--synthetic_weight", type=float, help="beta (default from --task: 0.4 NER, 1.0 segmentation/POS)")
     training.add_argument("--train_args", default="", help="more train.py arguments, e.g. '--config_overrides projection_size=100'")
     output = workflow.add_argument_group("output")

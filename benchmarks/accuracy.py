@@ -72,13 +72,19 @@ SETTINGS = {
     "patience": 4,
     "batch_size": 8,
     "threads": 2,
-    "selection": "dev span F1 after every epoch; early stopping after `patience` evaluations without improvement, counted once dev F1 is above zero; test F1 of the selected checkpoint",
-    "learning_rates": "train.py defaults (encoder 2e-5, other modules 1e-3; weight decay by --task)",
+    "selection": "dev span F1 at the dev-calibrated global threshold after every epoch; early stopping after `patience` evaluations without improvement, counted once dev F1 is above zero; test F1 of the selected checkpoint at its calibrated threshold (KnowFREE; the baseline's BIO argmax has none)",
+    "learning_rates": "train.py's default recipe 2 (encoder 5e-5, other modules 3e-3, 2% warm-up; weight decay by --task; KnowFREE: negatives weighted 0.1, per-(width, label) priors)",
     "fusion_annotator": "offline (jieba), knowfree-augment extend without an LLM",
     "seeds": {"weibo and resume at K = 250": list(SEEDS), "elsewhere": [SEEDS[0]]},
     "spread": "population standard deviation of test F1 over the finished seeds (min and max in results.json)",
 }
 LAUNCH = ["accelerate", "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+RECIPE = 2
+"""The training recipe the cells run with (train.py's defaults); a recorded cell of another recipe is stale.
+
+Recipe 1 (until 2026-11-29) is kept in `previous_recipe.json` and shown beside every cell."""
+PREVIOUS_RECIPE_FILE = BENCHMARKS / "previous_recipe.json"
 
 # --- files -------------------------------------------------------------------------------------------
 
@@ -217,7 +223,8 @@ def recorded_record(cell: Cell, layout: Layout) -> dict | None:
     record = layout.recorded.get(cell.id)
     if record is None or (layout.cell_dir(cell) / RESULTS_FILE).exists():
         return None
-    return record if record["commands"] == recorded_commands(cell, layout) else None
+    current = record["commands"] == recorded_commands(cell, layout) and record.get("recipe") == RECIPE
+    return record if current else None
 
 
 def status(cell: Cell, layout: Layout) -> str:
@@ -430,7 +437,7 @@ def cell_record(cell: Cell, layout: Layout) -> dict:
     folder = layout.cell_dir(cell)
     record = {
         "id": cell.id, "dataset": cell.dataset, "task": DATASETS[cell.dataset][1], "k": cell.k, "model": cell.model, "seed": cell.seed,
-        "status": status(cell, layout), "reason": cell.skip_reason,
+        "status": status(cell, layout), "reason": cell.skip_reason, "recipe": RECIPE,
         "commands": recorded_commands(cell, layout),
     }
     attempts = read_json(folder / ATTEMPTS_FILE, [])
@@ -444,6 +451,9 @@ def cell_record(cell: Cell, layout: Layout) -> dict:
         "test": {"precision": test["precision"], "recall": test["recall"], "f1": test["f1"]},
         "dev_f1": results["dev"]["f1"],
         "best_step": results["best_step"],
+        "steps": results.get("steps"),
+        "stopped_by": results.get("stopped_by"),
+        "thresholds": threshold_summary(results.get("thresholds")),
         "train_seconds": results["train_seconds"],
         "train_rows": results["train_rows"],
         "finished_at": datetime.fromtimestamp((folder / RESULTS_FILE).stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
@@ -452,7 +462,25 @@ def cell_record(cell: Cell, layout: Layout) -> dict:
     return record
 
 
-def aggregate(records: list[dict]) -> list[dict]:
+def threshold_summary(record: dict | None) -> dict | None:
+    """The thresholds a cell's model predicts with and the dev/test F1 of each way of choosing them."""
+    if not record:
+        return None
+    chosen = record[record["chosen"]]
+    return {
+        "chosen": record["chosen"],
+        "threshold": chosen["threshold"],
+        "label_thresholds": chosen["label_thresholds"],
+        **{f"{name}_{split}_f1": record[name][f"{split}_f1"] for name in ("fixed", "global", "per_label") for split in ("dev", "test")},
+    }
+
+
+def previous_recipe() -> dict:
+    """Recipe 1's finished cells by id (test F1, dev F1, best step), to show beside the new ones."""
+    return read_json(PREVIOUS_RECIPE_FILE, {"cells": {}})["cells"]
+
+
+def aggregate(records: list[dict], previous: Mapping[str, dict]) -> list[dict]:
     """One table row per (dataset, K, model): mean and population std (plus min/max) of test F1 over finished seeds."""
     rows = []
     for k in KS:
@@ -463,6 +491,7 @@ def aggregate(records: list[dict]) -> list[dict]:
                     continue
                 finished = [record for record in group if record["status"] == "finished"]
                 scores = [record["test"]["f1"] for record in finished]
+                old = [previous[record["id"]]["test_f1"] for record in group if record["id"] in previous]
                 rows.append({
                     "dataset": dataset, "k": k, "model": model,
                     "status": group[0]["status"] if group[0]["status"] == "skipped" else ("finished" if len(finished) == len(group) else "pending"),
@@ -475,20 +504,24 @@ def aggregate(records: list[dict]) -> list[dict]:
                     "f1_max": max(scores) if scores else None,
                     "precision_mean": statistics.fmean(record["test"]["precision"] for record in finished) if finished else None,
                     "recall_mean": statistics.fmean(record["test"]["recall"] for record in finished) if finished else None,
+                    "recipe1_f1_mean": statistics.fmean(old) if old else None,
+                    "recipe1_f1_std": statistics.pstdev(old) if len(old) > 1 else None,
                 })
     return rows
 
 
 def accuracy_section(cells: list[Cell], layout: Layout) -> dict:
     """The "accuracy" value of results.json: settings, machine, date, every cell, the aggregated table."""
-    records = [cell_record(cell, layout) for cell in cells]
+    previous = previous_recipe()
+    records = [{**cell_record(cell, layout), "recipe1": previous.get(cell.id)} for cell in cells]
     return {
+        "recipe": RECIPE,
         "settings": SETTINGS,
         "machine": machine(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "runs_dir": shown(layout.runs_dir),
         "cells": records,
-        "table": aggregate(records),
+        "table": aggregate(records, previous),
         "pending": [record["id"] for record in records if record["status"] == "pending"],
     }
 
@@ -501,7 +534,11 @@ def table_cell(row: dict) -> str:
         return "—"
     seeds = f"{n} seed{'s' if n > 1 else ''}" if n == row["seeds_planned"] else f"{n} of {row['seeds_planned']} seeds"
     spread = f" ± {row['f1_std']:.3f}" if row["f1_std"] is not None else ""
-    return f"{row['f1_mean']:.3f}{spread} ({seeds})"
+    old = ""
+    if row["recipe1_f1_mean"] is not None:
+        old_spread = f" ± {row['recipe1_f1_std']:.3f}" if row["recipe1_f1_std"] is not None else ""
+        old = f"; recipe 1: {row['recipe1_f1_mean']:.3f}{old_spread}"
+    return f"{row['f1_mean']:.3f}{spread} ({seeds}{old})"
 
 
 def figure(value: float | None, pattern: str) -> str:
@@ -557,16 +594,23 @@ def markdown_block(section: dict) -> str:
         "`wall s`: every command the runner ran for the cell (fusion data included, crashed attempts too); "
         "`ran on`: the machine of the cell's last command. Times on a GPU are not comparable with CPU times; F1 is, up to seed noise (same commands and settings, but CUDA draws other random numbers than the CPU).",
         "",
-        "| cell | status | test P | test R | test F1 | dev F1 | best step | train rows | train s | wall s | ran on | command |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "`best step`: the dev-selected step of the steps run; `threshold`: the decision threshold calibrated on dev "
+        "(per-label values in results.json); `recipe 1`: test F1 and best step of the same cell under the previous recipe "
+        "(`benchmarks/previous_recipe.json`).",
+        "",
+        "| cell | status | test P | test R | test F1 | recipe 1 F1 | dev F1 | best step | recipe 1 best step | threshold | train rows | train s | wall s | ran on | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for record in records:
-        test = record.get("test", {})
+        test, old = record.get("test", {}), record.get("recipe1") or {}
         state = f"skipped: {record['reason']}" if record["status"] == "skipped" else record["status"]
         command = f"`{' && '.join(record['commands'])}`" if record["commands"] else ""
+        best_step = f"{record['best_step']} of {record['steps']}" if record.get("steps") else figure(record.get("best_step"), "d")
+        threshold = figure((record.get("thresholds") or {}).get("threshold"), ".2f")
         lines.append(
             f"| {record['id']} | {state} | {figure(test.get('precision'), '.3f')} | {figure(test.get('recall'), '.3f')} | {figure(test.get('f1'), '.3f')} "
-            f"| {figure(record.get('dev_f1'), '.3f')} | {figure(record.get('best_step'), 'd')} | {figure(record.get('train_rows'), 'd')} "
+            f"| {figure(old.get('test_f1'), '.3f')} | {figure(record.get('dev_f1'), '.3f')} | {best_step} | {figure(old.get('best_step'), 'd')} | {threshold} "
+            f"| {figure(record.get('train_rows'), 'd')} "
             f"| {figure(record.get('train_seconds'), '.0f')} | {figure(record['wall_seconds'], '.0f')} | {ran_on(record.get('machine'))} | {command} |"
         )
     lines.append(BLOCK_END)

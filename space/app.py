@@ -351,7 +351,13 @@ def model_banner(loaded: LoadedModel) -> str:
         return f"⚠️ {loaded.error}"
     config = loaded.model.config
     labels = ", ".join(f"`{label}`" for label in config.target_labels)
-    return f"Model: `{loaded.source}` · labels: {labels} · default threshold {config.threshold}, {config.decoding} decoding"
+    per_label = getattr(config, "label_thresholds", None) or {}
+    thresholds = f"default threshold {config.threshold}" + (
+        " (the slider's value applies to every label; the model's own per-label thresholds: "
+        + ", ".join(f"`{label}` {value}" for label, value in sorted(per_label.items())) + ")"
+        if per_label else ""
+    )
+    return f"Model: `{loaded.source}` · labels: {labels} · {thresholds}, {config.decoding} decoding"
 
 
 def build_demo(model_source: str | None = None, *, llm_endpoint: str | None = None) -> gr.Blocks:

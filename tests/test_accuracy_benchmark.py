@@ -23,6 +23,12 @@ def layout(tmp_path) -> Layout:
     return Layout(tmp_path / "runs", "../shared/data")
 
 
+@pytest.fixture(autouse=True)
+def no_previous_recipe(tmp_path, monkeypatch):
+    """Reports built here compare with an empty recipe-1 file unless a test writes one."""
+    monkeypatch.setattr(accuracy, "PREVIOUS_RECIPE_FILE", tmp_path / "previous_recipe.json")
+
+
 def option_value(command: list[str], option: str) -> str:
     return command[command.index(option) + 1]
 
@@ -195,7 +201,7 @@ def test_report_writes_both_files_and_keeps_the_speed_part(tmp_path, layout):
     assert "| cmeee | nested NER | skipped: nested spans: BIO cannot represent them |" in document
     assert "**Pending: 53 of 54 runnable cells**" in document
     row = next(line for line in document.splitlines() if line.startswith("| weibo-k250-knowfree-seed42 |"))
-    assert "| finished | 0.660 | 0.360 | 0.470 | 0.650 | 96 | 250 | 660 |" in row and "--output_dir" in row
+    assert "| finished | 0.660 | 0.360 | 0.470 | — | 0.650 | 96 | — | — | 250 | 660 |" in row and "--output_dir" in row
     saved = json.loads(results.read_text(encoding="utf-8"))
     assert saved["speed"] == {"ratio": 1.2}
     section = saved["accuracy"]
@@ -206,6 +212,20 @@ def test_report_writes_both_files_and_keeps_the_speed_part(tmp_path, layout):
     assert (cell["dev_f1"], cell["best_step"], cell["train_seconds"], cell["train_rows"]) == (0.65, 96, 660.4, 250)
     assert cell["commands"][0].startswith("accelerate launch")
     assert len(section["pending"]) == 53
+
+
+def test_the_report_shows_recipe_1_beside_each_cell(layout):
+    accuracy.PREVIOUS_RECIPE_FILE.write_text(json.dumps({"cells": {
+        f"weibo-k250-knowfree-seed{seed}": {"test_f1": f1, "best_step": 384} for seed, f1 in ((42, 0.45), (43, 0.47), (44, 0.43))
+    }}), encoding="utf-8")  # fmt: skip
+    for seed, f1 in zip((42, 43, 44), (0.55, 0.56, 0.57)):
+        finish(layout, Cell("weibo", 250, "knowfree", seed), f1)
+    section = accuracy.accuracy_section(accuracy.grid(), layout)
+    row = next(row for row in section["table"] if (row["dataset"], row["k"], row["model"]) == ("weibo", 250, "knowfree"))
+    assert row["recipe1_f1_mean"] == pytest.approx(0.45) and row["recipe1_f1_std"] == pytest.approx(statistics.pstdev([0.45, 0.47, 0.43]))
+    assert accuracy.table_cell(row) == "0.560 ± 0.008 (3 seeds; recipe 1: 0.450 ± 0.016)"
+    line = next(line for line in accuracy.markdown_block(section).splitlines() if line.startswith("| weibo-k250-knowfree-seed43 |"))
+    assert "| 0.560 | 0.470 | 0.650 | 96 | 384 |" in line
 
 
 def test_a_fresh_clone_keeps_the_finished_cells_its_committed_results_json_records(tmp_path, layout):
@@ -233,10 +253,13 @@ def test_a_fresh_clone_keeps_the_finished_cells_its_committed_results_json_recor
 def test_a_recorded_cell_made_by_other_commands_runs_again(tmp_path, layout):
     """A record whose commands differ from the cell's commands now (other settings or data) is stale."""
     cell = Cell("pku", 1000, "knowfree", 42)
-    record = {"id": cell.id, "status": "finished", "commands": [accuracy.shlex.join(accuracy.train_command(cell, Layout(layout.runs_dir, "elsewhere")))]}
+    record = {"id": cell.id, "status": "finished", "recipe": accuracy.RECIPE, "commands": [accuracy.shlex.join(accuracy.train_command(cell, Layout(layout.runs_dir, "elsewhere")))]}
     assert accuracy.status(cell, Layout(layout.runs_dir, layout.data_root, {cell.id: record})) == "pending"
     record["commands"] = [accuracy.shlex.join(command) for command in accuracy.cell_commands(cell, layout)]
     assert accuracy.status(cell, Layout(layout.runs_dir, layout.data_root, {cell.id: record})) == "finished"
+    # the same commands under an earlier recipe (train.py's defaults then) are stale too
+    assert accuracy.status(cell, Layout(layout.runs_dir, layout.data_root, {cell.id: {**record, "recipe": accuracy.RECIPE - 1}})) == "pending"
+    assert accuracy.status(cell, Layout(layout.runs_dir, layout.data_root, {cell.id: {key: value for key, value in record.items() if key != "recipe"}})) == "pending"
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"accuracy": {"cells": [record, {**record, "id": "other", "status": "pending"}]}}), encoding="utf-8")
     assert set(accuracy.recorded_finished(results)) == {cell.id}
