@@ -205,11 +205,10 @@ def evaluate_split(args, accelerator: Accelerator, model, tokenizer, dataset) ->
     scores have drifted from 0.5, and `fixed_threshold_f1` keeps the figure at `--threshold`.
     """
     texts, references = list(dataset["text"]), list(dataset["entities"])
+    unwrapped = accelerator.unwrap_model(model)
     if args.model != "knowfree":
-        unwrapped = accelerator.unwrap_model(model)
         predictions = map_sharded(accelerator, texts, lambda part: predict_token_spans(unwrapped, tokenizer, part, batch_size=args.eval_batch_size))
         return score_spans(predictions, references)
-    unwrapped = accelerator.unwrap_model(model)
     candidates = span_candidates(args, accelerator, unwrapped, texts)
     labels, nested = unwrapped.config.target_labels, unwrapped.config.decoding == "nested"
     fixed = score_spans(decoded_spans(candidates, [args.threshold] * len(labels), labels, nested), references)

@@ -61,6 +61,16 @@ def test_offline_fusion_dataset_is_a_training_corpus(offline_fusion, corpus):
     assert "--train_split fusion" in card and "ent:地名" in card
 
 
+def test_extend_annotates_the_k_shot_sample_train_py_would_train_on(corpus, tmp_path):
+    output = tmp_path / "five-shot"
+    augment_main(["extend", "--data", str(corpus), "--k_shot", "2", "--data_seed", "3", "--output_dir", str(output)])
+    fused = load_corpus(output, train_splits=("fusion",)).splits["train"]
+    expected = train.load_training_corpus(train.parse_args(["--data", str(corpus), "--k_shot", "2", "--data_seed", "3", "--output_dir", "unused"]))
+    assert fused["text"] == expected.splits["train"]["text"] and len(fused) < len(training_rows())
+    assert read_metadata(output)["provenance"]["k_shot"] == 2
+    assert "2-shot" in (output / "README.md").read_text(encoding="utf-8")
+
+
 def test_train_py_trains_on_the_fusion_split(offline_fusion, tmp_path):
     encoder = write_tiny_encoder(tmp_path / "encoder", build_bert_char_tokenizer())
     results = train.main([

@@ -10,7 +10,7 @@ from hub_server import FAKE_USER, LocalHub, run_against_hub
 
 from knowfree import data
 from knowfree.data import FEATURES, DataError, load_corpus, report_unusable
-from knowfree.sampling import take_k
+from knowfree.sampling import sample_n_way_k_shot, take_k
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LABELS = ["PER", "LOC"]
@@ -316,6 +316,14 @@ def test_k_prefers_the_prepared_subset_file(tmp_path):
     assert load_corpus(folder, k=5).splits["train"]["text"] == [row["text"] for row in take_k(rows, 5)]
     with pytest.raises(ValueError, match="either train_file or k"):
         load_corpus(folder, k=4, train_file="train.jsonl")
+
+
+def test_k_shot_keeps_the_greedy_sample_of_the_train_split(tmp_path):
+    rows = [{"text": f"第{index}句话", "entities": [{"start": 0, "end": 2, "label": "PER" if index % 3 else "LOC"}]} for index in range(12)]
+    folder = write_corpus(tmp_path / "corpus", {"train": rows, "dev": rows[:2], "test": rows[:2]}, labels=["LOC", "PER"])
+    sampled = load_corpus(folder, k_shot=2, seed=5).splits
+    assert sampled["train"]["text"] == [rows[index]["text"] for index in sample_n_way_k_shot(rows, ["LOC", "PER"], 2, seed=5)]
+    assert 2 <= len(sampled["train"]) < len(rows) and len(sampled["dev"]) == 2
 
 
 def test_report_unusable_counts_without_dropping(tmp_path):
