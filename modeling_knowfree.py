@@ -463,9 +463,11 @@ class KnowFreeSpanHead(nn.Module):
     """From character states to span logits (eqs. 9-17).
 
     H_s, H_e = sigma(H W_s), sigma(H W_e); H_B = biaffine(H_s, H_e); H_attn = local attention(H_B);
-    H_G = LayerNorm(H_B + H_attn); logits = W_O (H_B + H_G) + b. Without local attention the
-    classifier reads H_B alone. Input (B, L, D) and char mask (B, L); output logits (B, L, W, N)
-    over target then extension labels, and the band mask (B, L, W).
+    H_G = LayerNorm(H_B + H_attn); logits = W_O (H_B + H_G) + b + b_width. Without local attention
+    the classifier reads H_B alone. b_width (`width_bias`, W x N) is a bias per (width, label) that
+    the training priors set (`KnowFreeModel.initialize_label_priors`); it is zero unless set, which is
+    eq. 17 as written. Input (B, L, D) and char mask (B, L); output logits (B, L, W, N) over target
+    then extension labels, and the band mask (B, L, W).
 
     Only the band rows whose start character is in the text are computed (every cell of the other
     rows lies outside the text; their logits are 0), so padding in a batch costs nothing past the

@@ -115,11 +115,14 @@ def thresholds_note(thresholds: dict | None) -> str:
         f"Decision thresholds, chosen on dev ({thresholds['chosen']}): {chosen['threshold']:.2f}"
         + (f" for every label but {per_label}." if per_label else " for every label."),
         "",
-        "| thresholds | dev F1 | test F1 |",
-        "|---|---|---|",
+        "| thresholds | value | dev F1 | test F1 |",
+        "|---|---|---|---|",
     ]
     for name in ("fixed", "global", "per_label"):
-        lines.append(f"| {name}{' (used)' if name == thresholds['chosen'] else ''} | {thresholds[name]['dev_f1']:.4f} | {thresholds[name]['test_f1']:.4f} |")
+        entry = thresholds[name]
+        value = f"{entry['threshold']:.2f}" + (f", {len(entry['label_thresholds'])} labels their own" if entry["label_thresholds"] else "")
+        used = " (used)" if name == thresholds["chosen"] else ""
+        lines.append(f"| {name}{used} | {value} | {entry['dev_f1']:.4f} | {entry['test_f1']:.4f} |")
     return "\n".join(lines)
 
 

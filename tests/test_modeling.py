@@ -518,4 +518,4 @@ def test_modeling_file_imports_only_torch_transformers_and_its_config():
             roots |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             roots.add(node.module.split(".")[0])
-    assert roots <= {"torch", "transformers", "configuration_knowfree", "dataclasses", "pathlib"}
+    assert roots <= {"torch", "transformers", "configuration_knowfree", "dataclasses", "pathlib", "unicodedata"}
