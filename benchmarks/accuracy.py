@@ -530,15 +530,15 @@ def table_cell(row: dict) -> str:
     if row["status"] == "skipped":
         return f"skipped: {row['reason']}"
     n = len(row["seeds"])
-    if not n:
-        return "—"
-    seeds = f"{n} seed{'s' if n > 1 else ''}" if n == row["seeds_planned"] else f"{n} of {row['seeds_planned']} seeds"
-    spread = f" ± {row['f1_std']:.3f}" if row["f1_std"] is not None else ""
     old = ""
     if row["recipe1_f1_mean"] is not None:
         old_spread = f" ± {row['recipe1_f1_std']:.3f}" if row["recipe1_f1_std"] is not None else ""
-        old = f"; recipe 1: {row['recipe1_f1_mean']:.3f}{old_spread}"
-    return f"{row['f1_mean']:.3f}{spread} ({seeds}{old})"
+        old = f"recipe 1: {row['recipe1_f1_mean']:.3f}{old_spread}"
+    if not n:
+        return f"— ({old})" if old else "—"
+    seeds = f"{n} seed{'s' if n > 1 else ''}" if n == row["seeds_planned"] else f"{n} of {row['seeds_planned']} seeds"
+    spread = f" ± {row['f1_std']:.3f}" if row["f1_std"] is not None else ""
+    return f"{row['f1_mean']:.3f}{spread} ({seeds}{'; ' + old if old else ''})"
 
 
 def figure(value: float | None, pattern: str) -> str:
@@ -578,7 +578,8 @@ def markdown_block(section: dict) -> str:
         f"batch {settings['batch_size']}, at most {settings['epochs']} epochs, {settings['threads']} CPU threads; {settings['selection']}; "
         f"learning rates: {settings['learning_rates']}. Fusion: {settings['fusion_annotator']}. "
         f"Seeds: {', '.join(map(str, SEEDS))} for weibo and resume at K = 250, {SEEDS[0]} elsewhere.",
-        f"Cells read `F1 mean ± spread (n seeds)`, spread = {settings['spread']}; one seed has no spread; `—` is pending.",
+        f"Cells read `F1 mean ± spread (n seeds; recipe 1: its mean ± spread)`, spread = {settings['spread']}; one seed has no spread; "
+        f"`—` is pending under recipe {RECIPE}, with recipe 1's figure beside it where that ran.",
     ]
     for k in KS:
         lines += ["", f"### K = {k}", "", "| data | task | " + " | ".join(MODELS[model][1] for model in MODELS) + " |", "|---|---|" + "---|" * len(MODELS)]

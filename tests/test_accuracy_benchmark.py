@@ -224,6 +224,11 @@ def test_the_report_shows_recipe_1_beside_each_cell(layout):
     row = next(row for row in section["table"] if (row["dataset"], row["k"], row["model"]) == ("weibo", 250, "knowfree"))
     assert row["recipe1_f1_mean"] == pytest.approx(0.45) and row["recipe1_f1_std"] == pytest.approx(statistics.pstdev([0.45, 0.47, 0.43]))
     assert accuracy.table_cell(row) == "0.560 ± 0.008 (3 seeds; recipe 1: 0.450 ± 0.016)"
+    pending = next(row for row in section["table"] if (row["dataset"], row["k"], row["model"]) == ("weibo", 250, "baseline"))
+    assert accuracy.table_cell(pending) == "—"
+    accuracy.PREVIOUS_RECIPE_FILE.write_text(json.dumps({"cells": {"weibo-k250-baseline-seed42": {"test_f1": 0.32, "best_step": 384}}}), encoding="utf-8")
+    pending = next(row for row in accuracy.accuracy_section(accuracy.grid(), layout)["table"] if (row["dataset"], row["k"], row["model"]) == ("weibo", 250, "baseline"))
+    assert accuracy.table_cell(pending) == "— (recipe 1: 0.320)"
     line = next(line for line in accuracy.markdown_block(section).splitlines() if line.startswith("| weibo-k250-knowfree-seed43 |"))
     assert "| 0.560 | 0.470 | 0.650 | 96 | 384 |" in line
 
