@@ -117,7 +117,8 @@ def report(runs_dir: Path, data_root: str, markdown: Path, results_json: Path) -
         "## Very low resource: greedy N-way K-shot samples",
         "",
         f"Rebuilt by `python benchmarks/few_shot.py --report` on {datetime.now(timezone.utc).isoformat(timespec='seconds')} (UTC). "
-        f"Sampling seeds {', '.join(map(str, SEEDS))} (`--data_seed`); every label gets at least K mentions; train.py's default recipe; "
+        f"Sampling seeds {', '.join(map(str, SEEDS))} (`--data_seed`); every label gets at least K mentions (all of its mentions where "
+        "the train split has fewer: Weibo's GPE.NOM has 8); train.py's default recipe and budget (20 epochs); "
         "mean ± population spread over the finished seeds.",
         "",
         "| data | shots | train rows | KnowFREE test F1 | annotation model dev F1 | annotation model test F1 |",
