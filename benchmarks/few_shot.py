@@ -6,7 +6,9 @@ For 5 and 10 shots and three sampling seeds, each cell trains
   KnowFREE on the offline-fusion data of the same sample): its dev F1 is what decides whether the
   synthetic rows it would label carry any target span, and its test F1.
 
-Cells are resumable and never run twice, like `accuracy.py`, whose runner pieces this reuses.
+Cells are resumable and never run twice, like `accuracy.py`, whose runner pieces this reuses. The
+cell folders are not committed, results.json is: a part that results.json records as finished with
+the command it has now counts as finished on a fresh clone too, and the report keeps its figures.
 
     python benchmarks/few_shot.py --list
     python benchmarks/few_shot.py --run [--datasets weibo] [--shots 5] [--seeds 42]
@@ -14,10 +16,12 @@ Cells are resumable and never run twice, like `accuracy.py`, whose runner pieces
 """
 
 import argparse
+import os
 import shlex
 import statistics
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,14 +50,27 @@ class Cell:
         return f"{self.dataset}-{self.shots}shot-seed{self.seed}"
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where the cells live, where the data is, and the cell records the committed results.json holds."""
+
+    runs_dir: Path
+    data_root: str
+    recorded: Mapping[str, dict] = field(default_factory=dict)
+
+
+def recorded_cells(results_json: Path) -> dict[str, dict]:
+    return {record["id"]: record for record in read_json(results_json, {}).get("few_shot", {}).get("cells", [])}
+
+
 def grid() -> list[Cell]:
     """Every cell, the first seed of every (data set, shots) first."""
     return [Cell(dataset, shots, seed) for seed in SEEDS for dataset in DATASETS for shots in SHOTS]
 
 
-def commands(cell: Cell, runs_dir: Path, data_root: str) -> dict[str, list[str]]:
+def commands(cell: Cell, place: Place) -> dict[str, list[str]]:
     """The two commands of a cell, with the accuracy grid's encoder, threads and embedding setting."""
-    folder, data = runs_dir / cell.id, str(Path(data_root) / cell.dataset)
+    folder, data = place.runs_dir / cell.id, str(Path(place.data_root) / cell.dataset)
     sample = ["--k_shot", str(cell.shots), "--data_seed", str(cell.seed)]
     frozen = ["--freeze_embeddings"] if SETTINGS["freeze_embeddings"] else []
     return {
@@ -65,20 +82,27 @@ def commands(cell: Cell, runs_dir: Path, data_root: str) -> dict[str, list[str]]
     }  # fmt: skip
 
 
-def finished(cell: Cell, runs_dir: Path, part: str) -> bool:
-    return (runs_dir / cell.id / RESULTS[part]).exists()
+def part_figures(cell: Cell, place: Place, part: str) -> dict | None:
+    """A finished part's figures: from its folder, else from results.json if recorded with today's command."""
+    results = read_json(place.runs_dir / cell.id / RESULTS[part], None)
+    if results is None:
+        record = place.recorded.get(cell.id, {})
+        current = record.get("commands", {}).get(part) == shlex.join(commands(cell, place)[part])
+        return record.get(part) if current else None
+    return {"train_rows": results["train_rows"], "dev_f1": results["dev"]["f1"], "test_f1": results["test"]["f1"],
+            "best_step": results["best_step"], "steps": results.get("steps"), "train_seconds": results["train_seconds"]}  # fmt: skip
 
 
-def run(cells: list[Cell], runs_dir: Path, data_root: str, report, runner=run_logged) -> int:
+def run(cells: list[Cell], place: Place, report, runner=run_logged) -> int:
     """Run every unfinished command of the cells, one after another; train.py resumes from its checkpoint."""
     for cell in cells:
-        folder = runs_dir / cell.id
+        folder = place.runs_dir / cell.id
         with exclusive(folder / "running.lock") as taken:
             if not taken:
                 print(f"{cell.id}: held by another runner; passed over", flush=True)
                 continue
-            for part, command in commands(cell, runs_dir, data_root).items():
-                if finished(cell, runs_dir, part):
+            for part, command in commands(cell, place).items():
+                if part_figures(cell, place, part) is not None:
                     continue
                 if part == PLAIN and (folder / PLAIN / "checkpoint" / "trainer_state.json").exists():
                     command = command + ["--resume"]
@@ -91,14 +115,13 @@ def run(cells: list[Cell], runs_dir: Path, data_root: str, report, runner=run_lo
     return 0
 
 
-def cell_record(cell: Cell, runs_dir: Path, data_root: str) -> dict:
+def cell_record(cell: Cell, place: Place) -> dict:
     record: dict = {"id": cell.id, "dataset": cell.dataset, "shots": cell.shots, "seed": cell.seed,
-                    "commands": {part: shlex.join(command) for part, command in commands(cell, runs_dir, data_root).items()}}  # fmt: skip
-    for part, path in RESULTS.items():
-        results = read_json(runs_dir / cell.id / path, None)
-        if results is not None:
-            record[part] = {"train_rows": results["train_rows"], "dev_f1": results["dev"]["f1"], "test_f1": results["test"]["f1"],
-                            "best_step": results["best_step"], "steps": results.get("steps"), "train_seconds": results["train_seconds"]}  # fmt: skip
+                    "commands": {part: shlex.join(command) for part, command in commands(cell, place).items()}}  # fmt: skip
+    for part in RESULTS:
+        figures = part_figures(cell, place, part)
+        if figures is not None:
+            record[part] = figures
     return record
 
 
@@ -110,8 +133,8 @@ def summary(records: list[dict], part: str, figure: str) -> str:
     return f"{statistics.fmean(values):.3f}{spread} ({len(values)} of {len(records)} seeds)"
 
 
-def report(runs_dir: Path, data_root: str, markdown: Path, results_json: Path) -> None:
-    records = [cell_record(cell, runs_dir, data_root) for cell in grid()]
+def report(place: Place, markdown: Path, results_json: Path) -> None:
+    records = [cell_record(cell, place) for cell in grid()]
     lines = [
         BLOCK_START,
         "## Very low resource: greedy N-way K-shot samples",
@@ -151,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results_md", default=str(BENCHMARKS / "RESULTS.md"))
     parser.add_argument("--results_json", default=str(BENCHMARKS / "results.json"))
     options = parser.parse_args(argv)
-    runs_dir = REPO_ROOT / options.runs_dir
+    place = Place(REPO_ROOT / options.runs_dir, options.data_root, recorded_cells(Path(options.results_json)))
     cells = [
         cell for cell in grid()
         if (options.datasets is None or cell.dataset in options.datasets) and (options.shots is None or cell.shots in options.shots)
@@ -159,18 +182,24 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
 
     def rebuild() -> None:
-        report(runs_dir, options.data_root, Path(options.results_md), Path(options.results_json))
+        report(place, Path(options.results_md), Path(options.results_json))
 
     if options.list:
+        lines = []
         for cell in cells:
-            for part, command in commands(cell, runs_dir, options.data_root).items():
-                print(f"{cell.id} {part}: {'finished' if finished(cell, runs_dir, part) else 'pending'}\n    {shlex.join(command)}")
+            for part, command in commands(cell, place).items():
+                state = "pending" if part_figures(cell, place, part) is None else "finished"
+                lines.append(f"{cell.id} {part}: {state}\n    {shlex.join(command)}")
+        try:
+            print("\n".join(lines), flush=True)
+        except BrokenPipeError:  # `--list | head`: the reader has had enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if options.report:
         rebuild()
         return 0
     accept_ctrl_c()
-    return run(cells, runs_dir, options.data_root, rebuild)
+    return run(cells, place, rebuild)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 through a fake runner, and the report."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import few_shot  # noqa: E402
-from few_shot import Cell  # noqa: E402
+from few_shot import Cell, Place  # noqa: E402
 
 
 def test_grid_is_two_sets_two_shot_counts_three_sampling_seeds():
@@ -24,7 +25,7 @@ def test_commands_sample_the_same_k_shot_set_for_both_models(tmp_path):
     import train
     from augment.cli import parse_args as augment_arguments
 
-    commands = few_shot.commands(Cell("resume", 10, 43), tmp_path, "../shared/data")
+    commands = few_shot.commands(Cell("resume", 10, 43), Place(tmp_path, "../shared/data"))
     launch = launch_command_parser().parse_args(commands["knowfree"][2:])
     plain = train.parse_args(launch.training_script_args)
     workflow = augment_arguments(commands["workflow"][1:])
@@ -52,11 +53,26 @@ def test_run_skips_finished_parts_and_the_report_averages_seeds(tmp_path):
     done = Cell("weibo", 5, 42)
     write_results(runs / done.id / few_shot.RESULTS[few_shot.PLAIN], 0.4, 0.5, 28)
     markdown, results = tmp_path / "RESULTS.md", tmp_path / "results.json"
-    cells = [done, Cell("weibo", 5, 43)]
-    assert few_shot.run(cells, runs, "../shared/data", lambda: few_shot.report(runs, "../shared/data", markdown, results), runner) == 0
+    cells, place = [done, Cell("weibo", 5, 43)], Place(runs, "../shared/data")
+    assert few_shot.run(cells, place, lambda: few_shot.report(place, markdown, results), runner) == 0
     assert ran == ["knowfree-augment", "accelerate", "knowfree-augment"]
     table = markdown.read_text()
     assert "| weibo | 5 | 28, 30 | 0.400 ± 0.100 (2 of 3 seeds) | 0.200 ± 0.000 (2 of 3 seeds) | 0.250 ± 0.000 (2 of 3 seeds) |" in table
     assert "| resume | 10 | — | — | — | — |" in table
     section = json.loads(results.read_text())["few_shot"]
     assert {cell["id"] for cell in section["cells"] if "workflow" in cell} == {"weibo-5shot-seed42", "weibo-5shot-seed43"}
+
+
+def test_a_fresh_clone_keeps_the_parts_its_committed_results_json_records(tmp_path):
+    """The cell folders are not committed: a part results.json records with today's command is finished."""
+    runs, markdown, results = tmp_path / "runs", tmp_path / "RESULTS.md", tmp_path / "results.json"
+    cell = Cell("resume", 5, 44)
+    write_results(runs / cell.id / few_shot.RESULTS[few_shot.PLAIN], 0.6, 0.55, 24)
+    few_shot.report(Place(runs, "../shared/data"), markdown, results)
+    shutil.rmtree(runs)
+    clone = Place(runs, "../shared/data", few_shot.recorded_cells(results))
+    assert few_shot.part_figures(cell, clone, few_shot.PLAIN)["test_f1"] == 0.55
+    assert few_shot.part_figures(cell, clone, few_shot.WORKFLOW) is None
+    assert few_shot.part_figures(cell, Place(runs, "elsewhere", clone.recorded), few_shot.PLAIN) is None  # other command: stale
+    few_shot.report(clone, markdown, results)
+    assert "| resume | 5 | 24 | 0.550 (1 of 3 seeds) |" in markdown.read_text()
