@@ -2,30 +2,96 @@
 
 Nothing is guessed: a mention that does not occur in the text is dropped (the caller counts it);
 a word list that cannot be laid over the text in order is rejected. Offsets follow the project's
-one convention: character offsets, end exclusive.
+one convention: character offsets into the source text, end exclusive.
+
+LLMs copy text loosely in one respect only that we accept: the width and shape of punctuation and
+of Latin letters and digits (`,` for `，`, `"` for `“`, `A` for `Ａ`). Both the source text and the
+string looked for are therefore compared in their *matching form*, built one source character at a
+time:
+
+1. NFKC of the character, which folds full-width Latin letters, digits and ASCII punctuation
+   (`Ａ１，！？：；（）`) to ASCII and expands compatibility characters (`…` -> `...`, `㎏` -> `kg`);
+2. then one canonical mark per punctuation family: `。｡．` -> `.`; `、` (and `，`) -> `,`;
+   `“ ” „ ‟ 「 」 『 』 〝 〞` -> `"`; `‘ ’ ‚ ‛` -> `'`; `【 〔` -> `[`, `】 〕` -> `]`;
+   `《 〈` -> `<`, `》 〉` -> `>`; `— – ― ‐ ‑ ‒` -> `-`; `〜` -> `~`; `⋯` -> `...`;
+   `・ • ‧ ∙` -> `·`.
+
+Letter case, whitespace and every other character are compared as they are. A match counts only
+when it starts and ends on whole source characters, so the returned span's source text, in matching
+form, equals the needle's matching form exactly.
 """
 
+import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 MAX_SEGMENTATION_GAP_SHARE = 0.2  # a segmentation missing more of the text than this is rejected, not repaired
 
+_PUNCTUATION_FAMILIES = {
+    ".": "。｡．",
+    ",": "、，",
+    '"': "“”„‟「」『』〝〞",
+    "'": "‘’‚‛",
+    "[": "【〔",
+    "]": "】〕",
+    "<": "《〈",
+    ">": "》〉",
+    "-": "—–―‐‑‒",
+    "~": "〜",
+    "...": "⋯",
+    "·": "・•‧∙",
+}
+_CANONICAL_PUNCTUATION = str.maketrans({mark: canonical for canonical, marks in _PUNCTUATION_FAMILIES.items() for mark in marks})
 
-def occurrences(text: str, needle: str) -> list[int]:
-    """Start offsets of every (possibly overlapping) occurrence of `needle` in `text`."""
-    starts, position = [], text.find(needle)
-    while needle and position >= 0:
-        starts.append(position)
-        position = text.find(needle, position + 1)
-    return starts
+
+def matching_form(text: str) -> str:
+    """`text` as alignment compares it: NFKC per character, then one mark per punctuation family."""
+    return "".join(unicodedata.normalize("NFKC", char).translate(_CANONICAL_PUNCTUATION) for char in text)
+
+
+class MatchingView:
+    """A text in matching form, with the way back from every matching-form offset to source offsets.
+
+    A source character can become several matching-form characters (`…` -> `...`), so offsets are
+    mapped per source character: `_source_of[j]` is the source character that produced matching-form
+    character j, and `_begins[i]` is where source character i's matching form begins.
+    """
+
+    def __init__(self, text: str) -> None:
+        pieces = [matching_form(char) for char in text]
+        self.form = "".join(pieces)
+        self._source_of = [index for index, piece in enumerate(pieces) for _ in piece]
+        self._begins, offset = [], 0
+        for piece in pieces:
+            self._begins.append(offset)
+            offset += len(piece)
+        self._begins.append(offset)
+        self._boundaries = set(self._begins)
+
+    def spans(self, needle: str, start: int = 0) -> Iterator[tuple[int, int]]:
+        """Source spans whose matching form is `needle`'s, left to right (overlaps included), from source offset `start`."""
+        target = matching_form(needle)
+        if not target:
+            return
+        position = self.form.find(target, self._begins[start])
+        while position >= 0:
+            end = position + len(target)
+            if position in self._boundaries and end in self._boundaries:
+                yield self._source_of[position], self._source_of[end - 1] + 1
+            position = self.form.find(target, position + 1)
+
+
+def occurrences(text: str, needle: str) -> list[tuple[int, int]]:
+    """Source spans of every (possibly overlapping) occurrence of `needle` in `text`, in matching form."""
+    return list(MatchingView(text).spans(needle))
 
 
 def mention_spans(text: str, mention: str, occurrence: int | None = None) -> list[tuple[int, int]]:
     """Spans of `mention` in `text`: the `occurrence`-th (1-based) when valid, else all of them."""
-    mention = mention.strip()
-    starts = occurrences(text, mention)
-    if occurrence is not None and 1 <= occurrence <= len(starts):
-        starts = [starts[occurrence - 1]]
-    return [(start, start + len(mention)) for start in starts]
+    spans = occurrences(text, mention.strip())
+    if occurrence is not None and 1 <= occurrence <= len(spans):
+        return [spans[occurrence - 1]]
+    return spans
 
 
 @dataclass(frozen=True)
@@ -46,10 +112,11 @@ def _skip_spaces(text: str, position: int) -> int:
 def lay_words(text: str, words: list[str]) -> Tiling | None:
     """Place `words` left to right over `text`; None when a word cannot be found ahead of the last one.
 
-    Whitespace between words is ignored; any other characters skipped over (or left after the last
-    word) are reported as gaps. Empty words are ignored; `word_indices` says which input word each
-    span came from.
+    Words are found in matching form (see the module docstring). Whitespace between words is
+    ignored; any other characters skipped over (or left after the last word) are reported as gaps.
+    Empty words are ignored; `word_indices` says which input word each span came from.
     """
+    view = MatchingView(text)
     spans, indices, gaps = [], [], []
     position = 0
     for index, word in enumerate(words):
@@ -57,14 +124,15 @@ def lay_words(text: str, words: list[str]) -> Tiling | None:
         if not word:
             continue
         position = _skip_spaces(text, position)
-        found = text.find(word, position)
-        if found < 0:
+        found = next(view.spans(word, position), None)
+        if found is None:
             return None
-        if found > position and text[position:found].strip():
-            gaps.append((position, found))
-        spans.append((found, found + len(word)))
+        start, end = found
+        if start > position and text[position:start].strip():
+            gaps.append((position, start))
+        spans.append(found)
         indices.append(index)
-        position = found + len(word)
+        position = end
     position = _skip_spaces(text, position)
     if position < len(text):
         gaps.append((position, len(text)))

@@ -46,13 +46,13 @@ def extension_spans(annotation: RowAnnotation, type_to_label: Mapping[str, str] 
     """The `extensions` column of a fusion row: entities under their merged label, then POS words.
 
     Entity types are looked up in `type_to_label` (the synonym-merging result; identity when None)
-    and prefixed `ent:`; POS tags are prefixed `pos:`. When a row has no POS tiling but does have a
-    segmentation, its words are kept as `seg:word` so the boundary knowledge is not lost. Identical
-    (start, end, label) triples are kept once; spans are sorted by position then label.
+    and prefixed `ent:`; POS tags are prefixed `pos:`. Segmentation words that no POS span covers
+    (a row without POS, or the words a partial POS reply left untagged) are kept as `seg:word` so the
+    boundary knowledge is not lost. Identical (start, end, label) triples are kept once; spans are
+    sorted by position then label.
     """
     spans = {(start, end, ENTITY_PREFIX + (type_to_label or {}).get(kind, kind)) for start, end, kind in annotation.entities}
-    if annotation.pos:
-        spans |= {(start, end, POS_PREFIX + tag) for start, end, tag in annotation.pos}
-    else:
-        spans |= {(start, end, WORD_LABEL) for start, end in annotation.words}
+    spans |= {(start, end, POS_PREFIX + tag) for start, end, tag in annotation.pos}
+    tagged = {position for start, end, _ in annotation.pos for position in range(start, end)}
+    spans |= {(start, end, WORD_LABEL) for start, end in annotation.words if tagged.isdisjoint(range(start, end))}
     return [{"start": start, "end": end, "label": label} for start, end, label in sorted(spans)]

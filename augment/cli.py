@@ -14,7 +14,7 @@ from pathlib import Path
 
 from augment.extend_command import load_source, run_extend
 from augment.label_merging import DEFAULT_EPSILON, DEFAULT_TOP_P
-from augment.llm_client import ROUTES
+from augment.llm_client import ROUTES, STRUCTURED_MODES
 from augment.prompts import LANGUAGES
 from augment.synthesis import DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS
 from augment.workflow import run_workflow
@@ -40,6 +40,10 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--provider", help="Hugging Face inference provider (with --model), e.g. 'hf-inference' or 'together'")
     group.add_argument("--token", default=os.environ.get("HF_TOKEN"), help="API token (default: $HF_TOKEN)")
     group.add_argument("--route", choices=ROUTES, default="chat", help="chat completion (default) or TGI text generation")
+    group.add_argument(
+        "--structured", choices=STRUCTURED_MODES, default="auto",
+        help="send each extraction prompt's JSON schema in the form the server takes (auto: probe once, fall back to plain requests; on: refuse a server that takes none; off: never)",
+    )
     group.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
     group.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     group.add_argument("--retries", type=int, default=3, help="retries per request on timeouts, dropped connections, 429 and 5xx")
@@ -62,6 +66,14 @@ def add_merging_arguments(parser: argparse.ArgumentParser) -> None:
     merging.add_argument("--embedding_model", default=DEFAULT_EMBEDDING_MODEL, help="sentence-transformers folder or id embedding '[entity] is [type]'")
     merging.add_argument("--epsilon", type=float, default=DEFAULT_EPSILON)
     merging.add_argument("--top_p", type=int, default=DEFAULT_TOP_P, help="farthest samples averaged into a type's radius")
+    merging.add_argument(
+        "--label_map", metavar="FILE",
+        help="an (edited) label_map.json of an earlier run: it decides every merge, and the fusion is rebuilt from the reply cache alone (no new LLM request)",
+    )
+    merging.add_argument(
+        "--min_label_count", type=int,
+        help="extension labels with fewer spans are folded into ent:other / pos:other, or dropped when that is still rarer (default: 3 with an LLM, 1 offline: jieba's tag set is closed)",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -42,7 +42,27 @@ def render_dataset_card(metadata: dict, split_sizes: dict[str, int], train_comma
         _table([(label, counts.get(label, 0), f"{alphas.get(label, 0):.4f}") for label in metadata.get("extension_labels", [])], ("label", "spans", "alpha (eq. 20)")),
         "",
     ]
+    rare = metadata.get("rare_labels", {})
+    if rare.get("labels"):
+        parts += [
+            f"Rare extension labels (fewer than {rare['min_label_count']} spans) folded into their kind's catch-all or dropped:",
+            "",
+            _table([(label, info["spans"], info["folded_into"] or "dropped") for label, info in rare["labels"].items()], ("label", "spans", "became")),
+            "",
+        ]
     merging = metadata.get("merging", {})
+    if merging.get("label_map"):
+        changed = [entry for entry in merging["label_map"] if entry["decision"] == "merge" and entry["group"] != entry["member"]]
+        parts += [
+            "## Label map",
+            f"{len(merging['label_map'])} entity types"
+            + (" (decided by an edited label map file)" if merging.get("from_label_map_file") else "")
+            + f"; {len(changed)} merged into another name, the rest kept as named. Edit `label_map.json` and run "
+            "`knowfree-augment extend ... --label_map label_map.json` to change it without new LLM requests.",
+            "",
+            _table([(entry["member"], entry["group"] if entry["decision"] == "merge" else entry["member"], entry["samples"]) for entry in merging["label_map"]], ("type", "label", "samples")),
+            "",
+        ]
     if merging.get("decisions"):
         parts += [
             f"## Synonym merging (epsilon = {merging['epsilon']}, top-p = {merging['top_p']})",

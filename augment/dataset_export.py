@@ -2,7 +2,8 @@
 
 The folder is a complete `knowfree.data.load_corpus` source: `<split>.jsonl` files, the arrow
 `save_to_disk` copy (which load_corpus prefers), `labels.txt`, `augmentation.json` (label
-metadata, alpha, provenance, prompts) and the dataset card `README.md`. It is written to a
+metadata, alpha, provenance, prompts), the editable `label_map.json` (when entity types were
+merged) and the dataset card `README.md`. It is written to a
 temporary folder and renamed into place, so an interrupted run never leaves a half-written dataset.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from datasets import DatasetDict, load_from_disk
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 
+from augment.label_map import LABEL_MAP_FILE, write_label_map
 from augment.prompts import prompt_texts
 from knowfree.data import LABELS_FILE
 
@@ -38,6 +40,8 @@ def save_augmented(folder: str | Path, splits: DatasetDict, metadata: dict, card
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     (staging / LABELS_FILE).write_text("\n".join(metadata["target_labels"]) + "\n", encoding="utf-8")
     (staging / METADATA_FILE).write_text(json.dumps({**metadata, "prompts": prompt_texts()}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if metadata.get("merging", {}).get("label_map"):
+        write_label_map(staging, metadata["merging"]["label_map"])
     (staging / CARD_FILE).write_text(_card(metadata, card_body).content, encoding="utf-8")
     if workflow is not None:
         (staging / WORKFLOW_FILE).write_text(json.dumps(workflow, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -57,12 +61,12 @@ def _card(metadata: dict, body: str) -> DatasetCard:
 
 
 def push_augmented(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    """Push the saved splits, labels.txt, augmentation.json, workflow.json (if any) and the card to a Hub dataset repo."""
+    """Push the saved splits, labels.txt, augmentation.json, label_map.json and workflow.json (if any) and the card to a Hub dataset repo."""
     folder = Path(folder)
     splits = load_from_disk(str(folder))
     splits.push_to_hub(repo_id, private=private, token=token)
     api = HfApi(token=token)
-    for name in (LABELS_FILE, METADATA_FILE, WORKFLOW_FILE):
+    for name in (LABELS_FILE, METADATA_FILE, LABEL_MAP_FILE, WORKFLOW_FILE):
         if not (folder / name).is_file():
             continue
         api.upload_file(path_or_fileobj=str(folder / name), path_in_repo=name, repo_id=repo_id, repo_type="dataset", commit_message=f"Add {name}")

@@ -1,6 +1,7 @@
 """`knowfree-augment extend`: pipeline 1 on a corpus, written as a fusion dataset (and pushed)."""
 
 import argparse
+import json
 import logging
 import shlex
 
@@ -9,6 +10,7 @@ from datasets import Dataset, DatasetDict
 from augment.dataset_card import render_dataset_card
 from augment.dataset_export import push_augmented, save_augmented
 from augment.fusion import build_fusion
+from augment.label_map import read_label_map
 from augment.label_merging import sentence_transformer_embedder
 from augment.llm_annotator import LLMAnnotator
 from augment.llm_client import GenerationSettings, LLMClient, RetryPolicy
@@ -18,6 +20,8 @@ from augment.reply_cache import ReplyCache
 from knowfree.data import FEATURES, LabeledCorpus, load_corpus
 
 logger = logging.getLogger("knowfree-augment")
+
+LLM_MIN_LABEL_COUNT = 3
 
 
 def uses_llm(args: argparse.Namespace) -> bool:
@@ -36,6 +40,8 @@ def build_client(args: argparse.Namespace) -> LLMClient:
         retry=RetryPolicy(timeout=args.timeout, retries=args.retries, backoff_seconds=args.backoff),
         concurrency=args.concurrency,
         cache=ReplyCache(cache_path),
+        structured=args.structured,
+        cache_only=bool(args.label_map),
     )
 
 
@@ -62,7 +68,9 @@ def print_dry_run(annotator, texts: list[str]) -> None:
     requests = annotator.first_stage_requests(texts)
     for messages in requests:
         print("\n".join(f"[{message['role']}] {message['content']}" for message in messages), end="\n---\n")
-    cached = sum(annotator.client.is_cached(messages) for messages in requests)
+    cached = sum(annotator.client.is_cached(messages, schema) for messages, schema in zip(requests, annotator.first_stage_schemas(texts)))
+    form = annotator.client.known_form()
+    print(f"structured output: {form if form else 'probed on the first real request (--structured ' + annotator.client.structured + ')'}")
     print(
         f"requests: {len(requests)} entity + segmentation ({cached} cached), then up to {len(texts)} POS "
         f"(one per accepted segmentation, prompts depend on those replies), then 1 synonym grouping: at most {len(requests) + len(texts) + 1}"
@@ -84,16 +92,25 @@ def run_extend(args: argparse.Namespace, client: LLMClient | None = None) -> dic
         print_dry_run(annotator, texts)
         return None
     provenance = {"source": str(args.data), "k": args.k, "k_shot": args.k_shot, "language": language, "model": args.model or args.endpoint}
-    result = build_fusion(train_rows, corpus.labels, annotator, lambda: sentence_transformer_embedder(args.embedding_model), args.epsilon, args.top_p, provenance)
-    if isinstance(annotator, LLMAnnotator):
+    uses_llm_annotator = isinstance(annotator, LLMAnnotator)
+    min_label_count = args.min_label_count or (LLM_MIN_LABEL_COUNT if uses_llm_annotator else 1)
+    label_map = read_label_map(args.label_map) if args.label_map else None
+    result = build_fusion(
+        train_rows, corpus.labels, annotator, lambda: sentence_transformer_embedder(args.embedding_model), args.epsilon, args.top_p, provenance,
+        label_map=label_map, min_label_count=min_label_count,
+    )
+    if uses_llm_annotator:
         result.metadata["llm_requests"] = dict(annotator.client.counts)
+        result.metadata["provenance"]["structured_output"] = annotator.client.known_form()
+        if label_map is not None and annotator.client.counts["failed_not_cached"]:
+            logger.warning("%d requests were not in the reply cache and were left unanswered (--label_map sends none)", annotator.client.counts["failed_not_cached"])
     splits = dict(corpus.splits)
     splits["fusion"] = Dataset.from_list(result.rows, features=FEATURES)
     dataset = DatasetDict(splits)
     body = render_dataset_card(result.metadata, {name: len(split) for name, split in dataset.items()}, train_command(args.output_dir, "fusion"))
     save_augmented(args.output_dir, dataset, result.metadata, body)
-    summary = {key: result.metadata[key] for key in ("extension_spans", "annotation_counts")}
-    logger.info("fusion dataset written to %s: %d extension labels, %s", args.output_dir, len(result.metadata["extension_labels"]), summary)
+    summary = {key: result.metadata[key] for key in ("extension_spans", "extension_span_counts", "annotation_counts")}
+    logger.info("fusion dataset written to %s: %d extension labels, %s", args.output_dir, len(result.metadata["extension_labels"]), json.dumps(summary, ensure_ascii=False))
     if args.push_to_hub:
         push_augmented(args.output_dir, args.push_to_hub, args.hub_private, args.token)
         logger.info("pushed to the Hub dataset repo %s", args.push_to_hub)

@@ -8,14 +8,19 @@ request is sent with the sentence's segmentation so that every word gets a tag.
 import logging
 from collections.abc import Sequence
 
-from augment.alignment import lay_words, mention_spans, repair_segmentation
+from augment.alignment import MatchingView, lay_words, matching_form, mention_spans, repair_segmentation
 from augment.annotation import RowAnnotation
 from augment.llm_client import LLMClient
+from augment.pos_tags import normalize_tag
 from augment.prompts import Messages, render
 from augment.reply_cache import ReplyCache
 from augment.reply_parsing import parse_json_reply
+from augment.reply_schemas import reply_schema
 
 logger = logging.getLogger(__name__)
+
+MAX_COMPOUND_WORDS = 4  # a POS word over more segmentation words than this is a clause, not a word
+_CLAUSE_MARKS = frozenset(",;:!?.")  # in matching form: ，、；：！？。… and their ASCII forms
 
 
 def _string_field(item: dict, *names: str) -> str | None:
@@ -75,21 +80,69 @@ def read_segmentation(text: str, reply: str | None, annotation: RowAnnotation) -
     annotation.words = spans
 
 
-def read_pos(text: str, reply: str | None, annotation: RowAnnotation) -> None:
-    """Set the row's POS spans from a P_pos reply when its words tile the text and all carry a tag."""
+def _separates_clauses(text: str, position: int) -> bool:
+    """Whether text[position] is a comma, stop, colon or the like, and not inside a number (3.5, 10:30, 1,000)."""
+    if not _CLAUSE_MARKS.intersection(matching_form(text[position])):
+        return False
+    return not (0 < position < len(text) - 1 and text[position - 1].isdigit() and text[position + 1].isdigit())
+
+
+def _segmentation_problem(text: str, span: tuple[int, int], words: list[tuple[int, int]]) -> str | None:
+    """Why a found POS word cannot stand over the row's segmentation (a count name), or None when it can."""
+    start, end = span
+    covered = [(word_start, word_end) for word_start, word_end in words if word_start < end and word_end > start]
+    if len(covered) > 1 and (len(covered) > MAX_COMPOUND_WORDS or any(_separates_clauses(text, position) for position in range(start, end))):
+        return "pos_clause"
+    if not covered or covered[0][0] != start or covered[-1][1] != end:
+        return "pos_word_off_segmentation"
+    return None
+
+
+def read_pos(text: str, reply: str | None, annotation: RowAnnotation, language: str = "zh") -> None:
+    """Set the row's POS spans from a P_pos reply, keeping every reply word that can be placed and read.
+
+    Reply words are found in `text` in order, each at or after the end of the previous word found
+    (in matching form, so `,` finds `，`); a word not found is counted (`pos_word_unaligned`) and
+    the next word is looked for from the same place, so one bad word costs only itself. A found
+    word must then agree with the row's segmentation (`annotation.words`, set by
+    `read_segmentation`): it is kept when it starts and ends on segmentation word boundaries,
+    covering one word or a run of up to MAX_COMPOUND_WORDS words (a compound, tagged as a whole).
+    Dropped and counted, first reason only: a clause (`pos_clause`: two or more segmentation words
+    with a clause-separating mark `，、。；：！？…` among them, or more than MAX_COMPOUND_WORDS
+    words); a span that cuts a segmentation word (`pos_word_off_segmentation`); a missing tag or
+    one `normalize_tag` cannot map into `language`'s inventory (`pos_tag_unknown`). Items without a
+    word are `pos_item_malformed`; segmentation words left without a POS span are counted as
+    `pos_words_untagged`.
+    """
     items = reply_items(reply, "pos", annotation)
     if items is None:
         return
-    if not all(isinstance(item, dict) for item in items):
-        annotation.count("pos_reply_unparsable")
-        return
-    words = [_string_field(item, "word", "text") or "" for item in items]
-    tags = [_string_field(item, "pos", "tag") for item in items]
-    tiling = lay_words(text, words)
-    if tiling is None or tiling.gaps or any(tags[index] is None for index in tiling.word_indices):
-        annotation.count("pos_rejected_not_tiling")
-        return
-    annotation.pos = [(start, end, tags[index]) for (start, end), index in zip(tiling.spans, tiling.word_indices)]
+    view = MatchingView(text)
+    kept, position = [], 0
+    for item in items:
+        word = _string_field(item, "word", "text") if isinstance(item, dict) else None
+        if word is None:
+            annotation.count("pos_item_malformed")
+            continue
+        span = next(view.spans(word, position), None)
+        if span is None:
+            annotation.count("pos_word_unaligned")
+            continue
+        position = span[1]
+        problem = _segmentation_problem(text, span, annotation.words)
+        if problem is not None:
+            annotation.count(problem)
+            continue
+        written_tag = _string_field(item, "pos", "tag")
+        tag = normalize_tag(written_tag, language) if written_tag is not None else None
+        if tag is None:
+            annotation.count("pos_tag_unknown")
+            continue
+        kept.append((*span, tag))
+    untagged = sum(1 for start, end in annotation.words if not any(kept_start <= start and end <= kept_end for kept_start, kept_end, _ in kept))
+    if untagged:
+        annotation.count("pos_words_untagged", untagged)
+    annotation.pos = kept
 
 
 def read_synonym_groups(reply: str | None, types: Sequence[str]) -> dict[str, list[str]]:
@@ -123,8 +176,8 @@ class LLMAnnotator:
 
     @classmethod
     def from_endpoint(cls, endpoint: str, model: str | None = None, token: str | None = None, language: str = "zh") -> "LLMAnnotator":
-        """An annotator with an in-memory cache, for interactive use (the Space)."""
-        return cls(LLMClient(endpoint=endpoint, model=model, token=token, cache=ReplyCache()), language)
+        """An annotator with an in-memory cache, for interactive use (the Space); replies constrained where the server allows."""
+        return cls(LLMClient(endpoint=endpoint, model=model, token=token, cache=ReplyCache(), structured="auto"), language)
 
     def first_stage_requests(self, texts: Sequence[str]) -> list[Messages]:
         """P_ent and P_seg per sentence, interleaved: [ent_0, seg_0, ent_1, seg_1, ...]."""
@@ -134,12 +187,16 @@ class LLMAnnotator:
             requests.append(render("segmentation", self.language, text=text))
         return requests
 
+    def first_stage_schemas(self, texts: Sequence[str]) -> list[dict | None]:
+        """The reply schemas of `first_stage_requests`, in the same order."""
+        return [reply_schema("entities", self.language), reply_schema("segmentation", self.language)] * len(texts)
+
     def pos_request(self, text: str, words: list[tuple[int, int]]) -> Messages:
         return render("pos", self.language, text=text, words=[text[start:end] for start, end in words])
 
     def annotate_texts(self, texts: Sequence[str]) -> list[RowAnnotation]:
         annotations = [RowAnnotation() for _ in texts]
-        replies = self.client.complete_all(self.first_stage_requests(texts), "entities + segmentation")
+        replies = self.client.complete_all(self.first_stage_requests(texts), "entities + segmentation", self.first_stage_schemas(texts))
         for index, text in enumerate(texts):
             read_entities(text, replies[2 * index], annotations[index])
             read_segmentation(text, replies[2 * index + 1], annotations[index])
@@ -147,9 +204,10 @@ class LLMAnnotator:
         for index, annotation in enumerate(annotations):
             if not annotation.words:
                 annotation.count("pos_skipped_no_segmentation")
-        pos_replies = self.client.complete_all([self.pos_request(texts[index], annotations[index].words) for index in segmented], "POS tags")
+        pos_requests = [self.pos_request(texts[index], annotations[index].words) for index in segmented]
+        pos_replies = self.client.complete_all(pos_requests, "POS tags", [reply_schema("pos", self.language)] * len(pos_requests))
         for index, reply in zip(segmented, pos_replies):
-            read_pos(texts[index], reply, annotations[index])
+            read_pos(texts[index], reply, annotations[index], self.language)
         return annotations
 
     def annotate(self, text: str) -> RowAnnotation:
@@ -162,5 +220,5 @@ class LLMAnnotator:
         """P_merge over the distinct entity types (eq. 2)."""
         if not types:
             return {}
-        (reply,) = self.client.complete_all([self.merge_request(types)], "synonym groups")
+        (reply,) = self.client.complete_all([self.merge_request(types)], "synonym groups", [reply_schema("merge", self.language)])
         return read_synonym_groups(reply, types)

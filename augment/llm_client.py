@@ -6,6 +6,19 @@ raw text generation for endpoints that only offer that. Transient failures (time
 connections, 429 and 5xx) are retried with exponential backoff; a request that still fails is
 counted and answered with None so the pipeline can go on; an endpoint that cannot be reached at
 all stops the run with `EndpointUnreachable` instead of failing every request one by one.
+
+Structured output: a request may carry a JSON schema for its reply. Servers take it in different
+forms (STRUCTURED_FORMS), tried in this order on the chat route:
+- `json_schema`: OpenAI's response_format. huggingface_hub adapts it per inference provider, and for
+  an endpoint URL rewrites it into TGI's form (`{"type": "json_object", "value": schema}`), which TGI
+  obeys and vLLM and llama.cpp read as plain JSON mode;
+- `json_object_schema`: `{"type": "json_object", "schema": schema}`, llama.cpp's Python server;
+- `structured_outputs` and then `guided_json`: vLLM's own request fields (newer, older releases);
+- on /generate, TGI's `grammar`.
+With `structured="auto"` the client asks once which form the server obeys, with a probe whose schema
+admits a single answer no unconstrained model would give; the answer is kept in the reply cache (a
+re-run probes no more) and reported as `structured_form`. A server that obeys none gets plain
+requests ("none"); `structured="on"` refuses to go on then.
 """
 
 import logging
@@ -22,10 +35,26 @@ from tqdm.auto import tqdm
 
 from augment.prompts import Messages, as_plain_prompt
 from augment.reply_cache import ReplyCache, request_key
+from augment.reply_parsing import parse_json_reply
 
 logger = logging.getLogger(__name__)
 
 ROUTES = ("chat", "generate")
+STRUCTURED_MODES = ("auto", "on", "off")
+# Tried in this order on the chat route; /generate knows only TGI's grammar.
+CHAT_FORMS = ("json_schema", "json_object_schema", "structured_outputs", "guided_json")
+GENERATE_FORMS = ("grammar",)
+STRUCTURED_FORMS = CHAT_FORMS + GENERATE_FORMS
+NO_STRUCTURE = "none"
+PROBE_ANSWER = "kf-probe-7q3"
+PROBE_SCHEMA = {
+    "type": "object",
+    "properties": {"probe": {"type": "string", "enum": [PROBE_ANSWER]}},
+    "required": ["probe"],
+    "additionalProperties": False,
+}
+PROBE_MESSAGES: Messages = [{"role": "user", "content": "Say hello in one word."}]
+PROBE_VERSION = "structured-probe-1"
 
 
 class EndpointUnreachable(RuntimeError):
@@ -46,6 +75,25 @@ class RetryPolicy:
     timeout: float = 60.0
     retries: int = 3
     backoff_seconds: float = 1.0
+
+
+class StructuredOutputUnsupported(RuntimeError):
+    """`structured="on"` was asked of a server that obeys none of the schema forms."""
+
+
+def schema_arguments(form: str, schema: dict, name: str = "reply") -> dict:
+    """Keyword arguments of InferenceClient.chat_completion (or text_generation, for `grammar`) carrying `schema` in `form`."""
+    if form == "json_schema":
+        return {"response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}}
+    if form == "json_object_schema":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if form == "structured_outputs":
+        return {"extra_body": {"structured_outputs": {"json": schema}}}
+    if form == "guided_json":
+        return {"extra_body": {"guided_json": schema}}
+    if form == "grammar":
+        return {"grammar": {"type": "json", "value": schema}}
+    raise ValueError(f"unknown structured-output form {form!r} (known: {', '.join(STRUCTURED_FORMS)})")
 
 
 class _RequestFailed(Exception):
@@ -73,8 +121,10 @@ class LLMClient:
 
     `endpoint` is a URL (TGI or OpenAI-compatible server); `model` a model id (for a provider, or the
     model name an OpenAI-compatible server expects). `counts` accumulates what happened: `sent`
-    (HTTP requests made, retries included), `cached` (answered from the cache), `answered`, and one
-    `failed_<reason>` per request given up on.
+    (HTTP requests made, retries included), `cached` (answered from the cache), `answered`, one
+    `failed_<reason>` per request given up on, and `probe_sent` for the structured-output probe.
+    `cache_only` answers from the cache alone: a request it does not hold is counted
+    (`failed_not_cached`) and never sent, so a re-run over the same cache provably asks nothing.
     """
 
     def __init__(
@@ -88,11 +138,15 @@ class LLMClient:
         retry: RetryPolicy = RetryPolicy(),
         concurrency: int = 4,
         cache: ReplyCache | None = None,
+        structured: str = "off",
+        cache_only: bool = False,
     ) -> None:
         if endpoint is None and model is None:
             raise ValueError("give an endpoint URL or a model id for the LLM")
         if route not in ROUTES:
             raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
+        if structured not in STRUCTURED_MODES:
+            raise ValueError(f"structured must be one of {STRUCTURED_MODES}, got {structured!r}")
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if is_offline_mode():
@@ -102,6 +156,8 @@ class LLMClient:
             )
         self.endpoint, self.model, self.provider, self.route = endpoint, model, provider, route
         self.settings, self.retry, self.concurrency = settings, retry, concurrency
+        self.structured, self.cache_only = structured, cache_only
+        self._form: str | None = NO_STRUCTURE if structured == "off" else None
         self.cache = cache if cache is not None else ReplyCache()
         self.counts: Counter = Counter()
         self._client = InferenceClient(model=endpoint or model, provider=provider, token=token, timeout=retry.timeout)
@@ -112,38 +168,118 @@ class LLMClient:
         """What the cache and the provenance record as 'the model'."""
         return self.model or self.endpoint
 
-    def request_record(self, messages: Messages) -> dict:
-        """The cache-key material of one request."""
-        return {"messages": messages, "model": self.identity, "route": self.route, "parameters": asdict(self.settings)}
+    @property
+    def structured_form(self) -> str:
+        """The schema form requests are sent in ("none" when plain), probing the server the first time."""
+        if self._form is None:
+            self._form = self._probe_form()
+        return self._form
 
-    def is_cached(self, messages: Messages) -> bool:
-        return request_key(self.request_record(messages)) in self.cache
+    def _probe_record(self) -> dict:
+        return {"probe": PROBE_VERSION, "model": self.identity, "route": self.route}
 
-    def _call(self, messages: Messages) -> str:
+    def known_form(self) -> str | None:
+        """The schema form if already known (decided, or recorded in the cache), without asking the server."""
+        return self._form or self.cache.get(request_key(self._probe_record()))
+
+    def request_record(self, messages: Messages, schema: dict | None = None, form: str | None = None) -> dict:
+        """The cache-key material of one request; the schema and its form only when one is sent."""
+        record = {"messages": messages, "model": self.identity, "route": self.route, "parameters": asdict(self.settings)}
+        form = form or (self.structured_form if schema is not None else NO_STRUCTURE)
+        if schema is not None and form != NO_STRUCTURE:
+            record["structured"] = {"form": form, "schema": schema}
+        return record
+
+    def is_cached(self, messages: Messages, schema: dict | None = None) -> bool:
+        """Whether a run would answer this request from the cache; never contacts the server."""
+        form = self.known_form() if schema is not None else NO_STRUCTURE
+        return form is not None and request_key(self.request_record(messages, schema, form)) in self.cache
+
+    def _call(self, messages: Messages, form: str = NO_STRUCTURE, schema: dict | None = None, max_new_tokens: int | None = None) -> str:
+        constrained = schema is not None and form != NO_STRUCTURE
+        max_new_tokens = max_new_tokens or self.settings.max_new_tokens
         if self.route == "generate":
             return self._client.text_generation(
                 as_plain_prompt(messages),
-                max_new_tokens=self.settings.max_new_tokens,
+                max_new_tokens=max_new_tokens,
                 temperature=self.settings.temperature or None,
                 do_sample=self.settings.temperature > 0,
                 seed=self.settings.seed,
+                **(schema_arguments(form, schema) if constrained else {}),
             )
         output = self._client.chat_completion(
             messages,
             model=self.model if self.endpoint else None,
-            max_tokens=self.settings.max_new_tokens,
+            max_tokens=max_new_tokens,
             temperature=self.settings.temperature,
             seed=self.settings.seed,
+            **(schema_arguments(form, schema) if constrained else {}),
         )
         return output.choices[0].message.content or ""
 
-    def _complete_one(self, messages: Messages) -> str | None:
-        record = self.request_record(messages)
+    def _probe_form(self) -> str:
+        """The first schema form the server obeys, from the cache when an earlier run asked already."""
+        record = self._probe_record()
+        key = request_key(record)
+        known = self.cache.get(key)
+        if known is not None:
+            return known
+        if self.cache_only:
+            raise StructuredOutputUnsupported(
+                "the reply cache does not record which structured-output form this server takes; run once with the "
+                "endpoint reachable (or with --structured off) before replaying the cache alone"
+            )
+        form = next((form for form in (GENERATE_FORMS if self.route == "generate" else CHAT_FORMS) if self._obeys(form)), NO_STRUCTURE)
+        if form == NO_STRUCTURE and self.structured == "on":
+            raise StructuredOutputUnsupported(
+                f"{self.identity} obeys none of the structured-output forms ({', '.join(STRUCTURED_FORMS)}); "
+                "use --structured auto or off to send plain requests"
+            )
+        logger.info("structured output for %s: %s", self.identity, form)
+        self.cache.put(key, record, form)
+        return form
+
+    def _obeys(self, form: str) -> bool:
+        """Whether the server answers the probe with the one reply its schema allows.
+
+        A refused form (HTTP 4xx) means no; transient failures are retried like any request.
+        """
+        failure = None
+        for attempt in range(self.retry.retries + 1):
+            if attempt:
+                time.sleep(self.retry.backoff_seconds * 2 ** (attempt - 1))
+            self.counts["probe_sent"] += 1
+            try:
+                reply = self._call(PROBE_MESSAGES, form, PROBE_SCHEMA, max_new_tokens=32)
+            except Exception as error:  # classified: refusals end the probe of this form
+                failure = _classify(error)
+                if not failure.retryable:
+                    return False
+                continue
+            self._reached = True
+            answer = parse_json_reply(reply)
+            return isinstance(answer, dict) and answer.get("probe") == PROBE_ANSWER
+        if failure.reason == "connection_refused" and not self._reached:
+            raise self._unreachable()
+        return False
+
+    def _unreachable(self) -> EndpointUnreachable:
+        return EndpointUnreachable(
+            f"cannot connect to the LLM at {self.identity} after {self.retry.retries + 1} attempts; "
+            "check the URL and that the server is running, or annotate offline (--annotator offline)"
+        )
+
+    def _complete_one(self, messages: Messages, schema: dict | None = None) -> str | None:
+        record = self.request_record(messages, schema)
         key = request_key(record)
         cached = self.cache.get(key)
         if cached is not None:
             self.counts["cached"] += 1
             return cached
+        if self.cache_only:
+            self.counts["failed_not_cached"] += 1
+            return None
+        form = record.get("structured", {}).get("form", NO_STRUCTURE)
         failure, attempts = None, 0
         for attempt in range(self.retry.retries + 1):
             attempts = attempt + 1
@@ -152,7 +288,7 @@ class LLMClient:
                 time.sleep(self.retry.backoff_seconds * 2 ** (attempt - 1))
             self.counts["sent"] += 1
             try:
-                reply = self._call(messages)
+                reply = self._call(messages, form, schema)
             except Exception as error:  # classified below; unknown errors are not retried
                 failure = _classify(error)
                 logger.debug("request failed (%s, attempt %d): %s", failure.reason, attempt + 1, error)
@@ -164,19 +300,25 @@ class LLMClient:
             self.counts["answered"] += 1
             return reply
         if failure.reason == "connection_refused" and not self._reached:
-            raise EndpointUnreachable(
-                f"cannot connect to the LLM at {self.identity} after {self.retry.retries + 1} attempts; "
-                "check the URL and that the server is running, or annotate offline (--annotator offline)"
-            )
+            raise self._unreachable()
         self.counts[f"failed_{failure.reason}"] += 1
         logger.warning("giving up on one request after %d attempt(s) (%s)", attempts, failure.reason)
         return None
 
-    def complete_all(self, requests: Sequence[Messages], description: str = "LLM requests") -> list[str | None]:
-        """Replies in request order; None where a request failed for good. Shows progress."""
+    def complete_all(self, requests: Sequence[Messages], description: str = "LLM requests", schemas: Sequence[dict | None] | None = None) -> list[str | None]:
+        """Replies in request order; None where a request failed for good. Shows progress.
+
+        `schemas[i]` (optional) is the JSON schema of reply i, sent when the server takes one.
+        """
+        if schemas is None:
+            schemas = [None] * len(requests)
+        if len(schemas) != len(requests):
+            raise ValueError(f"{len(schemas)} schemas for {len(requests)} requests")
+        if any(schema is not None for schema in schemas):
+            logger.debug("replies constrained in the %r form", self.structured_form)  # probes once, before the pool
         replies: list[str | None] = [None] * len(requests)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool, tqdm(total=len(requests), desc=description, unit="req") as progress:
-            futures = {pool.submit(self._complete_one, messages): index for index, messages in enumerate(requests)}
+            futures = {pool.submit(self._complete_one, messages, schema): index for index, (messages, schema) in enumerate(zip(requests, schemas))}
             try:
                 for future in as_completed(futures):
                     replies[futures[future]] = future.result()

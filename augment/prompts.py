@@ -12,7 +12,9 @@ rendered text), so changed prompts are never answered from stale replies.
 import json
 from collections.abc import Sequence
 
-PROMPTS_VERSION = "knowfree-prompts-1"
+from augment.pos_tags import describe_tags
+
+PROMPTS_VERSION = "knowfree-prompts-2"
 LANGUAGES = ("zh", "en")
 KINDS = ("entities", "segmentation", "pos", "merge", "explain_entities", "explain_key_phrases")
 
@@ -68,17 +70,23 @@ _TEMPLATES = {
         "zh": (
             "下面的句子已经切好词。请为每一个词标注词性。\n"
             "要求：\n"
-            "1. 只回答一个 JSON 数组，每个元素形如 {{\"word\": \"词\", \"pos\": \"词性\"}}；\n"
-            "2. 按给出的顺序逐一标注，不得遗漏、合并或拆分任何词，标点也要标注。\n"
-            "句子：{text}\n"
+            "1. 只回答一个 JSON 数组，每个元素形如 {{\"word\": \"词\", \"pos\": \"标记\"}}；\n"
+            "2. 按给出的顺序逐一标注，不得遗漏、合并或拆分任何词，word 照抄给出的词，标点也要标注；\n"
+            "3. pos 只能填下表冒号前的标记（冒号后是它的含义），不要写词性的中文名称，也不要自创标记：\n"
+            + describe_tags("zh")
+            + "\n句子：{text}\n"
             "词语：{words}"
         ),
         "en": (
             "The sentence below is already split into words. Give the part of speech of each word.\n"
             "Rules:\n"
             "1. Reply with one JSON array only; each item looks like {{\"word\": \"word\", \"pos\": \"tag\"}}.\n"
-            "2. Keep the given order and tag every word, punctuation included; do not merge, split or skip any.\n"
-            "Sentence: {text}\n"
+            "2. Keep the given order and tag every word, punctuation included; copy each word as given and do not "
+            "merge, split or skip any.\n"
+            "3. \"pos\" must be one of the tags before the colons below (after each colon is what the tag means); "
+            "write no other tag and no tag name of your own:\n"
+            + describe_tags("en")
+            + "\nSentence: {text}\n"
             "Words: {words}"
         ),
     },

@@ -26,8 +26,9 @@ from datasets import Dataset, DatasetDict
 from augment.dataset_card import render_dataset_card
 from augment.dataset_export import push_augmented, read_metadata, save_augmented
 from augment.extend_command import build_annotator, build_client, load_source, run_extend, train_command, uses_llm
+from augment.label_map import read_label_map
 from augment.prompts import PROMPTS_VERSION, detect_language, prompt_texts
-from augment.synthesis import annotate_synthetic, request_explanations, synthetic_texts
+from augment.synthesis import CLEANING_VERSION, annotate_synthetic, request_explanations, synthetic_texts
 from knowfree.data import FEATURES, load_corpus
 
 logger = logging.getLogger("knowfree-augment.workflow")
@@ -127,6 +128,12 @@ def train_model(argv: list[str], output_dir: Path, resumable: bool) -> dict:
     return train.main(argv + resume)
 
 
+def labelling_choices(args: argparse.Namespace) -> dict:
+    """The label-map file and rare-label count when given (absent otherwise, so older work folders keep their fingerprints)."""
+    choices = {"min_label_count": args.min_label_count, "label_map": fingerprint(read_label_map(args.label_map)) if args.label_map else None}
+    return {key: value for key, value in choices.items() if value is not None}
+
+
 def run_workflow(args: argparse.Namespace) -> dict:
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -137,7 +144,7 @@ def run_workflow(args: argparse.Namespace) -> dict:
     language = args.language or detect_language(corpus.splits["train"]["text"])
     source = {"data": args.data, "files": source_fingerprint(args.data), "k": args.k, "k_shot": args.k_shot, "train_file": args.train_file, "seed": args.data_seed}
     llm = {"endpoint": args.endpoint, "model": args.model, "provider": args.provider, "route": args.route,
-           "max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "prompts": PROMPTS_VERSION} if has_llm else None  # fmt: skip
+           "max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "structured": args.structured, "prompts": PROMPTS_VERSION} if has_llm else None  # fmt: skip
     annotator_kind = "offline" if args.annotator == "offline" or not has_llm else "llm"
     training = {key: getattr(args, key) for key in ("encoder", "task", "epochs", "batch_size", "patience", "seed", "freeze_embeddings", "max_train_minutes", "synthetic_weight", "train_args")}
 
@@ -146,7 +153,7 @@ def run_workflow(args: argparse.Namespace) -> dict:
     fusion_key = steps.run(
         "extend",
         {"source": source, "annotator": annotator_kind, "llm": llm if annotator_kind == "llm" else None, "language": language,
-         "embedding_model": args.embedding_model, "epsilon": args.epsilon, "top_p": args.top_p},
+         "embedding_model": args.embedding_model, "epsilon": args.epsilon, "top_p": args.top_p, **labelling_choices(args)},
         fusion_dir,
         lambda resumable: run_extend(extend_args, client),
     )  # fmt: skip
@@ -172,12 +179,13 @@ def run_workflow(args: argparse.Namespace) -> dict:
         summary["synthesis"] = message
     else:
         texts_path = work / "synthetic-texts.json"
-        synthesis_inputs = {"fusion": fusion_key, "llm": llm, "language": language, "max_chars": args.max_chars, "min_chars": args.min_chars}
+        synthesis_inputs = {"fusion": fusion_key, "llm": llm, "language": language, "max_chars": args.max_chars, "min_chars": args.min_chars, "cleaning": CLEANING_VERSION}
 
         def synthesize(resumable: bool) -> None:  # the reply cache makes every attempt resumable
-            fusion_rows = list(load_corpus(fusion_dir, train_splits=("fusion",)).splits["train"])
+            fusion_corpus = load_corpus(fusion_dir, train_splits=("fusion",))
+            fusion_rows = list(fusion_corpus.splits["train"])
             replies = request_explanations(client, fusion_rows, language)
-            texts, counts = synthetic_texts(fusion_rows, replies, args.max_chars, args.min_chars)
+            texts, counts = synthetic_texts(fusion_rows, replies, args.max_chars, args.min_chars, labels=fusion_corpus.labels)
             _write_json(texts_path, {"texts": texts, "counts": dict(counts.counts), "llm_requests": dict(client.counts)})
 
         synthesis_key = steps.run("synthesize", synthesis_inputs, texts_path, synthesize)

@@ -16,6 +16,7 @@ from scripted_annotator import ScriptedAnnotator, prompt_kind
 import train
 from augment.cli import main as augment_main
 from augment.dataset_export import read_metadata
+from augment.llm_client import CHAT_FORMS
 from knowfree.data import load_corpus
 from knowfree.label_weights import extension_alphas
 
@@ -140,8 +141,9 @@ def test_killed_annotation_resumes_without_repeating_a_request(corpus, tmp_path)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
         assert not (tmp_path / "resumed").exists()
-        cached_prompts = {"\n\n".join(message["content"] for message in json.loads(line)["request"]["messages"]) + "\n\n" for line in cache.read_text(encoding="utf-8").splitlines()}
-        assert len(cached_prompts) == 16
+        cached = [json.loads(line)["request"] for line in cache.read_text(encoding="utf-8").splitlines()]
+        cached_prompts = {"\n\n".join(message["content"] for message in request["messages"]) + "\n\n" for request in cached if "messages" in request}
+        assert len(cached_prompts) == 16 - len(CHAT_FORMS)  # the first requests probed the schema forms (this server obeys none)
         script.armed, first_run_requests = False, len(server.requests)
         server.requests[:] = []
 
@@ -214,3 +216,45 @@ def test_llm_synonym_groups_are_decided_by_the_embedding_model(corpus, tmp_path)
     labels = read_metadata(tmp_path / "out")["extension_labels"]
     assert "ent:地名" in labels and "ent:城市" not in labels and "pos:n" in labels
     assert "## Synonym merging" in (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.usefixtures("hub_online")
+def test_an_edited_label_map_rebuilds_the_fusion_without_a_request(corpus, tmp_path):
+    rows = training_rows()
+    entities = {row["text"]: json.dumps([{"entity": row["text"][s["start"]:s["end"]], "type": {"PER": "人物", "LOC": "城市", "ORG": "组织"}[s["label"]]} for s in row["entities"]], ensure_ascii=False) for row in rows}
+    groups = json.dumps({"人名": ["人物"], "地名": ["城市", "组织"]}, ensure_ascii=False)
+    embedding_model = str(tiny_sentence_transformer(tmp_path))
+    first, edited_run = tmp_path / "first", tmp_path / "edited"
+    arguments = ["extend", "--data", str(corpus), "--endpoint", "", "--retries", "0", "--embedding_model", embedding_model, "--epsilon", "1000", "--cache", str(tmp_path / "cache.jsonl")]
+    with FakeLLM(ScriptedAnnotator(entities, merge_reply=groups)) as server:
+        arguments[4] = server.url
+        augment_main([*arguments, "--output_dir", str(first)])
+        label_map = json.loads((first / "label_map.json").read_text(encoding="utf-8"))
+        assert {(entry["member"], entry["group"], entry["decision"]) for entry in label_map["entries"]} == {("人物", "人名", "merge"), ("城市", "地名", "merge"), ("组织", "地名", "merge")}
+        for entry in label_map["entries"]:
+            if entry["member"] == "组织":
+                entry["decision"] = "keep"
+        edited = tmp_path / "label_map.json"
+        edited.write_text(json.dumps(label_map, ensure_ascii=False), encoding="utf-8")
+        asked_before = len(server.requests)
+        augment_main([*arguments, "--output_dir", str(edited_run), "--label_map", str(edited)])
+        assert len(server.requests) == asked_before  # rebuilt from the reply cache alone
+    metadata = read_metadata(edited_run)
+    assert metadata["merging"]["type_to_label"] == {"人物": "人名", "城市": "地名", "组织": "组织"}
+    assert metadata["merging"]["from_label_map_file"] and metadata["llm_requests"].get("sent", 0) == 0
+    assert {"ent:人名", "ent:地名"} <= set(metadata["extension_labels"])
+    assert ("ent:组织" in metadata["extension_labels"]) == (metadata["extension_span_counts"].get("ent:组织", 0) > 0)
+    card = (edited_run / "README.md").read_text(encoding="utf-8")
+    assert "## Label map" in card and "edited label map file" in card and "| 组织 | 组织 |" in card
+
+
+def test_a_broken_label_map_names_the_file_the_entry_and_the_field(tmp_path):
+    from augment.label_map import LabelMapError, read_label_map
+
+    path = tmp_path / "label_map.json"
+    path.write_text(json.dumps({"entries": [{"group": "地名", "member": "城市", "decision": "merge"}, {"group": "地名", "member": "组织", "decision": "maybe"}]}), encoding="utf-8")
+    with pytest.raises(LabelMapError, match=r"label_map\.json: entries\[1\] field 'decision'"):
+        read_label_map(path)
+    path.write_text('{"entries": [\n{"group": "a",}\n]}', encoding="utf-8")
+    with pytest.raises(LabelMapError, match=r"label_map\.json line 2"):
+        read_label_map(path)

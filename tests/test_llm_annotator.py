@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from augment.llm_annotator import LLMAnnotator, read_pos, read_synonym_groups
+from augment.llm_annotator import LLMAnnotator, read_pos, read_segmentation, read_synonym_groups
 from augment.annotation import RowAnnotation
 from augment.llm_client import LLMClient, RetryPolicy
 from augment.reply_cache import ReplyCache
@@ -67,13 +67,92 @@ def test_the_cache_holds_exactly_one_entry_per_successful_request(annotated):
     assert len(keys) == len(set(keys)) == successful
 
 
-def test_pos_words_that_do_not_tile_are_rejected():
+def segmented(text: str, words: list[str]) -> RowAnnotation:
+    """A row whose accepted segmentation is `words`, as read_pos finds it."""
     annotation = RowAnnotation()
-    read_pos("我爱北京", json.dumps([{"word": "我", "pos": "r"}, {"word": "北京", "pos": "ns"}]), annotation)
-    assert annotation.pos == [] and annotation.counts == {"pos_rejected_not_tiling": 1}
-    untagged = RowAnnotation()
-    read_pos("我爱", json.dumps([{"word": "我", "pos": "r"}, {"word": "爱"}]), untagged)
-    assert untagged.pos == [] and untagged.counts == {"pos_rejected_not_tiling": 1}
+    read_segmentation(text, json.dumps(words, ensure_ascii=False), annotation)
+    assert annotation.counts == {}
+    return annotation
+
+
+def pos_reply(*pairs: tuple[str, str]) -> str:
+    return json.dumps([{"word": word, "pos": tag} for word, tag in pairs], ensure_ascii=False)
+
+
+def test_a_pos_word_not_in_the_text_is_counted_and_the_others_are_kept():
+    annotation = segmented("我爱北京", ["我", "爱", "北京"])
+    read_pos("我爱北京", pos_reply(("我", "r"), ("喜欢", "v"), ("爱", "v"), ("北京", "ns")), annotation)
+    assert annotation.pos == [(0, 1, "r"), (1, 2, "v"), (2, 4, "n")]
+    assert annotation.counts == {"pos_word_unaligned": 1}
+
+
+def test_pos_words_are_found_through_punctuation_variants():
+    text = "你好，世界！"
+    annotation = segmented(text, ["你好", "，", "世界", "！"])
+    read_pos(text, pos_reply(("你好", "l"), (",", "x"), ("世界", "n"), ("!", "x")), annotation)
+    assert annotation.pos == [(0, 2, "l"), (2, 3, "x"), (3, 5, "n"), (5, 6, "x")] and annotation.counts == {}
+
+
+def test_a_clause_tagged_as_one_word_is_counted_and_the_words_after_it_still_align():
+    text = "你好，世界。我爱北京"
+    annotation = segmented(text, ["你好", "，", "世界", "。", "我", "爱", "北京"])
+    read_pos(text, pos_reply(("你好,世界", "n"), ("。", "x"), ("我", "r"), ("爱", "v"), ("北京", "n")), annotation)
+    assert annotation.pos == [(5, 6, "x"), (6, 7, "r"), (7, 8, "v"), (8, 10, "n")]
+    assert annotation.counts == {"pos_clause": 1, "pos_words_untagged": 3}
+
+
+def test_a_long_run_of_words_is_a_clause_and_a_short_one_a_compound():
+    text = "我们明天去北京大学参观"
+    annotation = segmented(text, ["我们", "明天", "去", "北京", "大学", "参观"])
+    read_pos(text, pos_reply(("我们明天去北京大学", "v"), ("参观", "v")), annotation)
+    assert annotation.counts == {"pos_clause": 1, "pos_words_untagged": 5}
+    compound = segmented(text, ["我们", "明天", "去", "北京", "大学", "参观"])
+    read_pos(text, pos_reply(("我们", "r"), ("明天", "t"), ("去", "v"), ("北京大学", "nt"), ("参观", "v")), compound)
+    assert compound.pos == [(0, 2, "r"), (2, 4, "t"), (4, 5, "v"), (5, 9, "n"), (9, 11, "v")] and compound.counts == {}
+
+
+def test_a_number_with_a_point_is_not_a_clause():
+    text = "涨了3.5倍"
+    annotation = segmented(text, ["涨", "了", "3", ".", "5", "倍"])
+    read_pos(text, pos_reply(("涨", "v"), ("了", "u"), ("3.5", "m"), ("倍", "q")), annotation)
+    assert annotation.pos == [(0, 1, "v"), (1, 2, "u"), (2, 5, "m"), (5, 6, "q")] and annotation.counts == {}
+
+
+def test_a_pos_word_cutting_a_segmentation_word_is_dropped():
+    text = "北京大学在北京"
+    annotation = segmented(text, ["北京大学", "在", "北京"])
+    read_pos(text, pos_reply(("北京", "ns"), ("大学", "n"), ("在", "p"), ("北京", "ns")), annotation)
+    assert annotation.pos == [(4, 5, "p"), (5, 7, "n")]
+    assert annotation.counts == {"pos_word_off_segmentation": 2, "pos_words_untagged": 1}
+
+
+def test_tags_from_mixed_tag_sets_become_one_inventory():
+    text = "猫、狗和鸟，吃。"
+    annotation = segmented(text, ["猫", "、", "狗", "和", "鸟", "，", "吃", "。"])
+    reply = pos_reply(("猫", "NOUN"), ("、", "punct"), ("狗", "n"), ("和", "连词"), ("鸟", "名词"), ("，", "标点符号"), ("吃", "VERB"), ("。", ","))
+    read_pos(text, reply, annotation)
+    assert [tag for _, _, tag in annotation.pos] == ["n", "x", "n", "c", "n", "x", "v", "x"] and annotation.counts == {}
+
+
+def test_an_unknown_or_missing_tag_drops_only_its_word():
+    text = "我爱北京"
+    annotation = segmented(text, ["我", "爱", "北京"])
+    read_pos(text, json.dumps([{"word": "我", "pos": "代名"}, {"word": "爱"}, {"word": "北京", "pos": "ns"}], ensure_ascii=False), annotation)
+    assert annotation.pos == [(2, 4, "n")]
+    assert annotation.counts == {"pos_tag_unknown": 2, "pos_words_untagged": 2}
+
+
+def test_malformed_items_are_counted_and_skipped():
+    annotation = segmented("我爱", ["我", "爱"])
+    read_pos("我爱", json.dumps(["我", {"pos": "v"}, {"word": "爱", "pos": "v"}], ensure_ascii=False), annotation)
+    assert annotation.pos == [(1, 2, "v")] and annotation.counts == {"pos_item_malformed": 2, "pos_words_untagged": 1}
+
+
+def test_english_replies_are_read_into_upos():
+    text = "Alice saw two cats."
+    annotation = segmented(text, ["Alice", "saw", "two", "cats", "."])
+    read_pos(text, pos_reply(("Alice", "NNP"), ("saw", "VBD"), ("two", "num"), ("cats", "NOUN"), (".", ".")), annotation, "en")
+    assert [tag for _, _, tag in annotation.pos] == ["PROPN", "VERB", "NUM", "NOUN", "PUNCT"] and annotation.counts == {}
 
 
 def test_synonym_groups_keep_only_known_types():

@@ -4,7 +4,20 @@ from conftest import tiny_model, training_rows
 
 from augment.offline_annotator import OfflineAnnotator
 from augment.prompts import render
-from augment.synthesis import SynthesisCounts, annotate_synthetic, clean_text, explanation_request, is_degenerate, pack_sentences, request_explanations, synthetic_texts
+from augment.synthesis import (
+    EchoReference,
+    LabelMarks,
+    SynthesisCounts,
+    annotate_synthetic,
+    clean_text,
+    echoes,
+    explanation_request,
+    is_degenerate,
+    pack_sentences,
+    request_explanations,
+    strip_headers,
+    synthetic_texts,
+)
 from augment.llm_client import LLMClient, RetryPolicy
 from augment.reply_cache import ReplyCache
 from fake_llm_server import FakeLLM, error
@@ -42,10 +55,133 @@ def test_replies_become_clean_deduplicated_rows_with_every_drop_counted():
     rows = [SOURCE, PLAIN, SOURCE, PLAIN, PLAIN]
     replies = [explanation(SOURCE["text"]), None, explanation(SOURCE["text"]), "今天天气很好。", "啊啊啊啊啊啊啊啊啊啊"]
     texts, counts = synthetic_texts(rows, replies, max_chars=30, min_chars=4)
-    assert texts == [(0, "讲解这句话值得细读。其中的马云是理解全句的关键。")]  # the second identical reply adds nothing new
+    assert texts == [(0, "这句话值得细读。其中的马云是理解全句的关键。")]  # the second identical reply adds nothing new
     assert counts.counts["reply_failed"] == 1 and counts.counts["reply_echo"] == 1 and counts.counts["reply_repetitive"] == 1
-    assert counts.counts["sentence_duplicate"] == 3 + 6  # the sample twice and one repeat in the first reply, all six of the second
+    assert counts.counts["header_removed"] == 2  # the '## 讲解' heading of each reply
+    assert counts.counts["sentence_sample_echo"] == 2 + 2  # the sample twice in each reply
+    assert counts.counts["sentence_duplicate"] == 1 + 3  # one repeat in the first reply, the three other sentences of the second
     assert counts.counts["synthetic_rows"] == 1
+
+
+WEIBO = {
+    "text": "今天和女朋友在北京逛了一天街，好累啊",
+    "entities": [{"start": 3, "end": 6, "label": "PER.NOM"}, {"start": 7, "end": 9, "label": "GPE.NAM"}],
+    "extensions": [],
+    "synthetic": False,
+}
+WEIBO_LABELS = ("PER.NAM", "PER.NOM", "GPE.NAM", "GPE.NOM", "LOC.NAM", "LOC.NOM", "ORG.NAM", "ORG.NOM")
+KEPT = ["我们先去了王府井,又在胡同里吃了一碗炸酱面。", "晚上回到酒店,她说下次还想再来。"]  # NFKC folds the full-width comma
+SYSTEM_LINE, INSTRUCTIONS = (message["content"] for message in explanation_request(WEIBO, "zh"))
+LAST_INSTRUCTION = INSTRUCTIONS.splitlines()[-1]  # 直接输出续写和讲解的正文，不要使用标题、列表符号或 Markdown。
+# What the 0.5b model wrote back, problem by problem: headers, the sample, the instruction, the entity list, label tags.
+WEIBO_REPLY = (
+    "续写：\n"
+    "今天和女朋友在北京逛了一天街，好累啊。我们先去了王府井，又在胡同里吃了一碗炸酱面。晚上回到酒店，她说下次还想再来。\n"
+    "讲解：\n"
+    "女朋友（PER.NOM）在这段话里指的是说话人的恋人，是陪同逛街的人。\n"
+    "北京(GPE.NAM)是中国的首都，在这里交代了逛街的地点。\n"
+    '实体：["女朋友(PER.NOM)", "北京(GPE.NAM)"]\n'
+    f"{LAST_INSTRUCTION}\n"
+    "这两个实体分别属于PER.NOM和GPE.NAM。\n"
+    "今天和女朋友在北京逛了一天街，好累啊"
+)
+
+
+def test_a_real_reply_loses_headers_echoes_and_label_names_but_keeps_its_prose():
+    texts, counts = synthetic_texts([WEIBO], [WEIBO_REPLY], max_chars=200, min_chars=4, labels=WEIBO_LABELS)
+    explained = ["女朋友在这段话里指的是说话人的恋人,是陪同逛街的人。", "北京是中国的首都,在这里交代了逛街的地点。"]
+    assert texts == [(0, "".join(KEPT + explained))]
+    assert counts.counts["header_removed"] == 3  # 续写：, 讲解： and the 实体： before the list
+    assert counts.counts["sentence_sample_echo"] == 2  # inside the continuation and alone at the end
+    assert counts.counts["sentence_entity_list_echo"] == 1
+    assert counts.counts["sentence_prompt_echo"] == 1
+    assert counts.counts["label_tag_removed"] == 2  # the mentions 女朋友 and 北京 stay
+    assert counts.counts["sentence_label_name"] == 1
+    assert "sentence_duplicate" not in counts.counts
+
+
+def test_echoes_of_the_prompt_are_dropped_in_either_language_and_near_copies_too():
+    reply = (
+        f"{SYSTEM_LINE}\n"
+        f"{INSTRUCTIONS.split('。')[0]}。\n"  # the first instruction sentence, 请你面向学生做讲解。
+        f"好的，下面我{LAST_INSTRUCTION.split('，')[0]}。\n"  # the instruction wrapped in a few words of its own
+        f"{explanation_request(WEIBO, 'en')[-1]['content'].splitlines()[-1]}\n"  # the English wording of the same prompt
+        + "\n".join(KEPT)
+    )
+    texts, counts = synthetic_texts([WEIBO], [reply], max_chars=200, min_chars=4, labels=WEIBO_LABELS)
+    assert texts == [(0, "".join(KEPT))]
+    assert counts.counts["sentence_prompt_echo"] == 4
+
+
+def test_a_reply_to_the_key_phrase_prompt_is_cleaned_the_same_way():
+    plain = {"text": "这家店的咖啡很香，下次还要来", "entities": [], "extensions": [], "synthetic": False}
+    instruction = explanation_request(plain, "zh")[-1]["content"].splitlines()[-1]  # 直接输出正文，不要使用标题……
+    reply = f"关键短语：咖啡、店\n说明：咖啡是一种用咖啡豆冲泡的饮料，香气浓郁。\n{instruction}\n这家店的咖啡很香，下次还要来。"
+    texts, counts = synthetic_texts([plain], [reply], max_chars=200, min_chars=4)
+    assert texts == [(0, "咖啡、店咖啡是一种用咖啡豆冲泡的饮料,香气浓郁。")]
+    assert counts.counts["header_removed"] == 2 and counts.counts["sentence_prompt_echo"] == 1 and counts.counts["sentence_sample_echo"] == 1
+
+
+def test_sentences_sharing_a_few_words_with_the_prompt_or_sample_are_kept():
+    own_words = [
+        "北京在这段话里指的是首都。",  # 在这段话里指的是: eight characters of the prompt, in an explanation of its own
+        "老师让学生把这段话再读一遍,想一想每个词起什么作用。",
+        "女朋友陪他在北京住了三年,逛遍了大街小巷。",
+        "今天和女朋友在北京逛了一天街,我们还去了故宫和天坛,拍了很多照片。",  # the sample opens a sentence that goes on with fourteen new characters
+    ]
+    texts, counts = synthetic_texts([WEIBO], ["\n".join(own_words)], max_chars=300, min_chars=4, labels=WEIBO_LABELS)
+    assert texts == [(0, "".join(own_words))]
+    assert not any(kind.endswith("_echo") for kind in counts.counts)
+
+
+@pytest.mark.parametrize(
+    "sentence, reference, expected",
+    [
+        ("今天和女朋友在北京逛了一天街。", WEIBO["text"], True),  # the sample with a full stop
+        ("在北京逛了一天街", WEIBO["text"], True),  # a fragment lying wholly inside it
+        ("今天和女朋友在北京逛了一整天街,好累。", WEIBO["text"], True),  # edited a little
+        ("在北京逛街", WEIBO["text"], False),  # too short to be more than a shared phrase
+        ("好累啊。", "今天下雨了。好累啊。", True),  # a short sentence of the reference, whole
+        ("北京在这段话里指的是首都。", "然后逐个说明样例中每个实体在这段话里指的是什么、起什么作用。", False),
+    ],
+)
+def test_the_echo_rule(sentence, reference, expected):
+    assert echoes(sentence, EchoReference.of(reference)) is expected
+
+
+@pytest.mark.parametrize(
+    "sentence, kept, removed",
+    [
+        ("续写:她每天乘地铁上班。", "她每天乘地铁上班。", 1),
+        ("讲解:", "", 1),
+        ("讲解", "", 1),  # what '## 讲解' leaves after markup cleaning
+        ("【解释】北京是中国的首都。", "北京是中国的首都。", 1),
+        ("以下是续写和讲解:她说下次还想再来。", "她说下次还想再来。", 1),
+        ("讲解部分:实体:北京是首都。", "北京是首都。", 2),
+        ("Explanation: Beijing is the capital.", "Beijing is the capital.", 1),
+        ("马云说:我们明天出发。", "马云说:我们明天出发。", 0),  # a speaker, not a header: the mention stays
+        ("说明书:每天两次。", "说明书:每天两次。", 0),
+        ("说明这个词的来历。", "说明这个词的来历。", 0),
+    ],
+)
+def test_headers_are_cut_from_the_start_only(sentence, kept, removed):
+    assert strip_headers(sentence) == (kept, removed)
+
+
+def test_label_tags_go_with_their_brackets_and_the_mention_stays():
+    marks = LabelMarks.of(["PER.NOM", "GPE.NAM", "PER"])
+    text = clean_text("女朋友（类型：PER.NOM）和她的朋友在北京【GPE.NAM】见面,张三 (PER) 也来了,还有朋友(PER.NOM/GPE.NAM)。")
+    assert marks.tag.subn("", text) == ("女朋友和她的朋友在北京见面,张三 也来了,还有朋友。", 4)
+    assert not marks.name.search("PERSON and per-capita figures, SUPER.NOM")  # only whole, case-exact names
+    assert marks.name.search("它属于PER.NOM类型")
+
+
+def test_a_label_named_only_in_the_corpus_labels_is_caught_when_they_are_passed():
+    reply = "北京是一个LOC.NAM,也是中国的首都。\n" + "\n".join(KEPT)
+    without, counts_without = synthetic_texts([WEIBO], [reply], max_chars=200, min_chars=4)
+    with_labels, counts_with = synthetic_texts([WEIBO], [reply], max_chars=200, min_chars=4, labels=WEIBO_LABELS)
+    assert "LOC.NAM" in without[0][1] and "sentence_label_name" not in counts_without.counts  # the row only shows PER.NOM and GPE.NAM
+    assert with_labels == [(0, "".join(KEPT))] and counts_with.counts["sentence_label_name"] == 1
 
 
 def test_explanations_through_the_fake_server(hub_online, tmp_path):

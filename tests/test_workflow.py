@@ -13,6 +13,7 @@ from conftest import REPO_ROOT, build_bert_char_tokenizer, training_rows, write_
 from fake_llm_server import HANG, FakeLLM
 from hub_server import LocalHub, hub_client_env, run_against_hub
 from scripted_annotator import ScriptedAnnotator, prompt_kind, prompt_sentence
+from augment.llm_client import CHAT_FORMS
 
 from augment.cli import main as augment_main
 from knowfree.data import load_corpus
@@ -110,7 +111,8 @@ def test_every_step_runs_and_produces_its_output(reference_run, setting):
     assert "## Synthesis" in card and "--train_split fusion,synthetic" in card
     assert json.loads((work / "dataset" / "workflow.json").read_text())["prompts"]["version"]
     distinct = len(set(augmented.splits["train"]["text"]))  # a repeated sentence is answered from the cache
-    assert first_requests == distinct * 3 + 1 + distinct + len(synthetic) * 3  # entities/segmentation/POS per row, merge, explanations, the same three per synthetic row
+    probes = len(CHAT_FORMS)  # the first request probed the schema forms once (this server obeys none)
+    assert first_requests == probes + distinct * 3 + 1 + distinct + len(synthetic) * 3  # entities/segmentation/POS per row, merge, explanations, the same three per synthetic row
 
 
 def test_a_rerun_skips_every_step(reference_run):
