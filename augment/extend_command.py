@@ -13,7 +13,7 @@ from augment.fusion import build_fusion
 from augment.label_map import read_label_map
 from augment.label_merging import sentence_transformer_embedder
 from augment.llm_annotator import LLMAnnotator
-from augment.llm_client import GenerationSettings, LLMClient, RetryPolicy
+from augment.llm_client import GenerationSettings, LLMClient, RetryPolicy, usage_between
 from augment.offline_annotator import OfflineAnnotator
 from augment.prompts import detect_language
 from augment.reply_cache import ReplyCache
@@ -93,6 +93,7 @@ def run_extend(args: argparse.Namespace, client: LLMClient | None = None) -> dic
         return None
     provenance = {"source": str(args.data), "k": args.k, "k_shot": args.k_shot, "language": language, "model": args.model or args.endpoint}
     uses_llm_annotator = isinstance(annotator, LLMAnnotator)
+    usage_before = annotator.client.usage_snapshot() if uses_llm_annotator else {}
     min_label_count = args.min_label_count or (LLM_MIN_LABEL_COUNT if uses_llm_annotator else 1)
     label_map = read_label_map(args.label_map) if args.label_map else None
     result = build_fusion(
@@ -101,6 +102,7 @@ def run_extend(args: argparse.Namespace, client: LLMClient | None = None) -> dic
     )
     if uses_llm_annotator:
         result.metadata["llm_requests"] = dict(annotator.client.counts)
+        result.metadata["llm_usage"] = usage_between(usage_before, annotator.client.usage_snapshot())
         result.metadata["provenance"]["structured_output"] = annotator.client.known_form()
         if label_map is not None and annotator.client.counts["failed_not_cached"]:
             logger.warning("%d requests were not in the reply cache and were left unanswered (--label_map sends none)", annotator.client.counts["failed_not_cached"])

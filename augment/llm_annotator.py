@@ -196,16 +196,18 @@ class LLMAnnotator:
 
     def annotate_texts(self, texts: Sequence[str]) -> list[RowAnnotation]:
         annotations = [RowAnnotation() for _ in texts]
-        replies = self.client.complete_all(self.first_stage_requests(texts), "entities + segmentation", self.first_stage_schemas(texts))
-        for index, text in enumerate(texts):
-            read_entities(text, replies[2 * index], annotations[index])
-            read_segmentation(text, replies[2 * index + 1], annotations[index])
+        requests, schemas = self.first_stage_requests(texts), self.first_stage_schemas(texts)
+        entity_replies = self.client.complete_all(requests[0::2], "entities", schemas[0::2])
+        segmentation_replies = self.client.complete_all(requests[1::2], "segmentation", schemas[1::2])
+        for text, annotation, entity_reply, segmentation_reply in zip(texts, annotations, entity_replies, segmentation_replies):
+            read_entities(text, entity_reply, annotation)
+            read_segmentation(text, segmentation_reply, annotation)
         segmented = [index for index, annotation in enumerate(annotations) if annotation.words]
         for index, annotation in enumerate(annotations):
             if not annotation.words:
                 annotation.count("pos_skipped_no_segmentation")
         pos_requests = [self.pos_request(texts[index], annotations[index].words) for index in segmented]
-        pos_replies = self.client.complete_all(pos_requests, "POS tags", [reply_schema("pos", self.language)] * len(pos_requests))
+        pos_replies = self.client.complete_all(pos_requests, "pos", [reply_schema("pos", self.language)] * len(pos_requests))
         for index, reply in zip(segmented, pos_replies):
             read_pos(texts[index], reply, annotations[index], self.language)
         return annotations
@@ -220,5 +222,5 @@ class LLMAnnotator:
         """P_merge over the distinct entity types (eq. 2)."""
         if not types:
             return {}
-        (reply,) = self.client.complete_all([self.merge_request(types)], "synonym groups", [reply_schema("merge", self.language)])
+        (reply,) = self.client.complete_all([self.merge_request(types)], "merge", [reply_schema("merge", self.language)])
         return read_synonym_groups(reply, types)

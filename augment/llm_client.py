@@ -22,6 +22,7 @@ requests ("none"); `structured="on"` refuses to go on then.
 """
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -96,6 +97,17 @@ def schema_arguments(form: str, schema: dict, name: str = "reply") -> dict:
     raise ValueError(f"unknown structured-output form {form!r} (known: {', '.join(STRUCTURED_FORMS)})")
 
 
+def usage_between(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """What happened between two `usage_snapshot`s, per prompt kind (kinds with nothing new left out)."""
+    delta = {}
+    for kind, counts in after.items():
+        changed = {event: round(value - before.get(kind, {}).get(event, 0), 3) for event, value in counts.items()}
+        changed = {event: value for event, value in changed.items() if value}
+        if changed:
+            delta[kind] = changed
+    return delta
+
+
 class _RequestFailed(Exception):
     def __init__(self, reason: str, retryable: bool) -> None:
         super().__init__(reason)
@@ -123,6 +135,9 @@ class LLMClient:
     model name an OpenAI-compatible server expects). `counts` accumulates what happened: `sent`
     (HTTP requests made, retries included), `cached` (answered from the cache), `answered`, one
     `failed_<reason>` per request given up on, and `probe_sent` for the structured-output probe.
+    `usage[description]` keeps the same counts per `complete_all` description (one prompt kind each)
+    plus `completion_tokens` (as the server reports them) and `request_seconds` (wall time of the
+    answered requests), from which generation speed is measured.
     `cache_only` answers from the cache alone: a request it does not hold is counted
     (`failed_not_cached`) and never sent, so a re-run over the same cache provably asks nothing.
     """
@@ -160,6 +175,8 @@ class LLMClient:
         self._form: str | None = NO_STRUCTURE if structured == "off" else None
         self.cache = cache if cache is not None else ReplyCache()
         self.counts: Counter = Counter()
+        self.usage: dict[str, Counter] = {}
+        self._tally_lock = threading.Lock()
         self._client = InferenceClient(model=endpoint or model, provider=provider, token=token, timeout=retry.timeout)
         self._reached = False
 
@@ -195,11 +212,22 @@ class LLMClient:
         form = self.known_form() if schema is not None else NO_STRUCTURE
         return form is not None and request_key(self.request_record(messages, schema, form)) in self.cache
 
-    def _call(self, messages: Messages, form: str = NO_STRUCTURE, schema: dict | None = None, max_new_tokens: int | None = None) -> str:
+    def usage_snapshot(self) -> dict[str, dict[str, float]]:
+        """A copy of `usage`, to measure one stretch of work as the difference of two snapshots (`usage_between`)."""
+        with self._tally_lock:
+            return {kind: dict(counter) for kind, counter in self.usage.items()}
+
+    def _tally(self, kind: str, event: str, amount: float = 1) -> None:
+        with self._tally_lock:
+            self.counts[event] += amount
+            self.usage.setdefault(kind, Counter())[event] += amount
+
+    def _call(self, messages: Messages, form: str = NO_STRUCTURE, schema: dict | None = None, max_new_tokens: int | None = None) -> tuple[str, int | None]:
+        """The reply text and the number of tokens the server says it generated (None when it does not say)."""
         constrained = schema is not None and form != NO_STRUCTURE
         max_new_tokens = max_new_tokens or self.settings.max_new_tokens
         if self.route == "generate":
-            return self._client.text_generation(
+            text = self._client.text_generation(
                 as_plain_prompt(messages),
                 max_new_tokens=max_new_tokens,
                 temperature=self.settings.temperature or None,
@@ -207,6 +235,7 @@ class LLMClient:
                 seed=self.settings.seed,
                 **(schema_arguments(form, schema) if constrained else {}),
             )
+            return text, None
         output = self._client.chat_completion(
             messages,
             model=self.model if self.endpoint else None,
@@ -215,7 +244,8 @@ class LLMClient:
             seed=self.settings.seed,
             **(schema_arguments(form, schema) if constrained else {}),
         )
-        return output.choices[0].message.content or ""
+        tokens = getattr(output.usage, "completion_tokens", None) if output.usage else None
+        return output.choices[0].message.content or "", tokens
 
     def _probe_form(self) -> str:
         """The first schema form the server obeys, from the cache when an earlier run asked already."""
@@ -248,9 +278,9 @@ class LLMClient:
         for attempt in range(self.retry.retries + 1):
             if attempt:
                 time.sleep(self.retry.backoff_seconds * 2 ** (attempt - 1))
-            self.counts["probe_sent"] += 1
+            self._tally("probe", "probe_sent")
             try:
-                reply = self._call(PROBE_MESSAGES, form, PROBE_SCHEMA, max_new_tokens=32)
+                reply, _ = self._call(PROBE_MESSAGES, form, PROBE_SCHEMA, max_new_tokens=32)
             except Exception as error:  # classified: refusals end the probe of this form
                 failure = _classify(error)
                 if not failure.retryable:
@@ -269,26 +299,27 @@ class LLMClient:
             "check the URL and that the server is running, or annotate offline (--annotator offline)"
         )
 
-    def _complete_one(self, messages: Messages, schema: dict | None = None) -> str | None:
+    def _complete_one(self, messages: Messages, schema: dict | None = None, kind: str = "LLM requests") -> str | None:
         record = self.request_record(messages, schema)
         key = request_key(record)
         cached = self.cache.get(key)
         if cached is not None:
-            self.counts["cached"] += 1
+            self._tally(kind, "cached")
             return cached
         if self.cache_only:
-            self.counts["failed_not_cached"] += 1
+            self._tally(kind, "failed_not_cached")
             return None
         form = record.get("structured", {}).get("form", NO_STRUCTURE)
         failure, attempts = None, 0
         for attempt in range(self.retry.retries + 1):
             attempts = attempt + 1
             if attempt:
-                self.counts["retried"] += 1
+                self._tally(kind, "retried")
                 time.sleep(self.retry.backoff_seconds * 2 ** (attempt - 1))
-            self.counts["sent"] += 1
+            self._tally(kind, "sent")
+            started = time.monotonic()
             try:
-                reply = self._call(messages, form, schema)
+                reply, tokens = self._call(messages, form, schema)
             except Exception as error:  # classified below; unknown errors are not retried
                 failure = _classify(error)
                 logger.debug("request failed (%s, attempt %d): %s", failure.reason, attempt + 1, error)
@@ -297,11 +328,14 @@ class LLMClient:
                 continue
             self._reached = True
             self.cache.put(key, record, reply)
-            self.counts["answered"] += 1
+            self._tally(kind, "answered")
+            self._tally(kind, "request_seconds", time.monotonic() - started)
+            if tokens is not None:
+                self._tally(kind, "completion_tokens", tokens)
             return reply
         if failure.reason == "connection_refused" and not self._reached:
             raise self._unreachable()
-        self.counts[f"failed_{failure.reason}"] += 1
+        self._tally(kind, f"failed_{failure.reason}")
         logger.warning("giving up on one request after %d attempt(s) (%s)", attempts, failure.reason)
         return None
 
@@ -318,7 +352,7 @@ class LLMClient:
             logger.debug("replies constrained in the %r form", self.structured_form)  # probes once, before the pool
         replies: list[str | None] = [None] * len(requests)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool, tqdm(total=len(requests), desc=description, unit="req") as progress:
-            futures = {pool.submit(self._complete_one, messages, schema): index for index, (messages, schema) in enumerate(zip(requests, schemas))}
+            futures = {pool.submit(self._complete_one, messages, schema, description): index for index, (messages, schema) in enumerate(zip(requests, schemas))}
             try:
                 for future in as_completed(futures):
                     replies[futures[future]] = future.result()

@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from datasets import Dataset, DatasetDict
 from augment.dataset_card import render_dataset_card
 from augment.dataset_export import push_augmented, read_metadata, save_augmented
 from augment.extend_command import build_annotator, build_client, load_source, run_extend, train_command, uses_llm
+from augment.llm_client import usage_between
 from augment.label_map import read_label_map
 from augment.prompts import PROMPTS_VERSION, detect_language, prompt_texts
 from augment.synthesis import CLEANING_VERSION, annotate_synthetic, request_explanations, synthetic_texts
@@ -63,16 +65,17 @@ def source_fingerprint(source: str) -> str:
 
 
 class StepLog:
-    """steps.json: the fingerprint each step was started and finished with, rewritten atomically."""
+    """steps.json: the fingerprint each step was started and finished with, and its wall seconds, rewritten atomically."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / STATE_FILE
         state = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
         self.started: dict[str, str] = state.get("started", {})
         self.finished: dict[str, str] = state.get("finished", {})
+        self.seconds: dict[str, float] = state.get("seconds", {})
 
     def _save(self) -> None:
-        _write_json(self.path, {"started": self.started, "finished": self.finished})
+        _write_json(self.path, {"started": self.started, "finished": self.finished, "seconds": self.seconds})
 
     def run(self, name: str, inputs: dict, output: Path, action: Callable[[bool], None]) -> str:
         """Run `action` unless `output` exists and was made from the same inputs; returns the fingerprint.
@@ -88,8 +91,10 @@ class StepLog:
         logger.info("step %s: %s (%s)", name, "resuming" if resumable else "running", key)
         self.started[name] = key
         self._save()
+        began = time.monotonic()
         action(resumable)
         self.finished[name] = key
+        self.seconds[name] = round(time.monotonic() - began + (self.seconds.get(name, 0.0) if resumable else 0.0), 1)
         self._save()
         return key
 
@@ -184,12 +189,14 @@ def run_workflow(args: argparse.Namespace) -> dict:
         def synthesize(resumable: bool) -> None:  # the reply cache makes every attempt resumable
             fusion_corpus = load_corpus(fusion_dir, train_splits=("fusion",))
             fusion_rows = list(fusion_corpus.splits["train"])
+            before = client.usage_snapshot()
             replies = request_explanations(client, fusion_rows, language)
             texts, counts = synthetic_texts(fusion_rows, replies, args.max_chars, args.min_chars, labels=fusion_corpus.labels)
-            _write_json(texts_path, {"texts": texts, "counts": dict(counts.counts), "llm_requests": dict(client.counts)})
+            _write_json(texts_path, {"texts": texts, "counts": dict(counts.counts), "llm_usage": usage_between(before, client.usage_snapshot())})
 
         synthesis_key = steps.run("synthesize", synthesis_inputs, texts_path, synthesize)
         synthetic_path = work / "synthetic.jsonl"
+        synthetic_usage_path = work / "synthetic-llm-usage.json"
 
         def annotate(resumable: bool) -> None:
             from modeling_knowfree import KnowFreeModel
@@ -197,7 +204,9 @@ def run_workflow(args: argparse.Namespace) -> dict:
             model = KnowFreeModel.from_pretrained(annotation_dir).eval()
             texts = [text for _, text in _read_json(texts_path)["texts"]]
             extension_annotator = build_annotator(argparse.Namespace(**{**vars(args), "annotator": annotator_kind}), language, client)
+            before = client.usage_snapshot()
             rows = annotate_synthetic(texts, model, extension_annotator, fusion_metadata["merging"]["type_to_label"])
+            _write_json(synthetic_usage_path, usage_between(before, client.usage_snapshot()))
             staging = synthetic_path.with_suffix(".partial")
             staging.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
             staging.replace(synthetic_path)
@@ -244,6 +253,11 @@ def run_workflow(args: argparse.Namespace) -> dict:
             lambda resumable: train_model(training_arguments(args, dataset_dir, "fusion,synthetic", final_dir), final_dir, resumable),
         )
         summary["fusion_synthetic_test"] = _read_json(final_dir / "results.json")["test"]
+    summary["step_seconds"] = dict(steps.seconds)
+    if has_llm:
+        summary["llm_usage"] = {"extend": fusion_metadata.get("llm_usage", {}), "synthesize": _read_json(texts_path).get("llm_usage", {}),
+                                "annotate_synthetic": _read_json(synthetic_usage_path) if synthetic_usage_path.is_file() else {}}  # fmt: skip
+        summary["structured_output"] = fusion_metadata["provenance"].get("structured_output")
     summary["final_model"] = str(final_dir)
     summary["dataset"] = str(dataset_dir)
     _write_json(work / "summary.json", summary)

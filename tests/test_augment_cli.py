@@ -123,6 +123,7 @@ def comparable(folder) -> tuple:
     metadata = read_metadata(folder)
     metadata["provenance"].pop("date")
     metadata.pop("llm_requests")
+    metadata.pop("llm_usage")
     return (folder / "fusion.jsonl").read_text(encoding="utf-8"), metadata
 
 

@@ -4,7 +4,7 @@ import pytest
 
 pytestmark = pytest.mark.usefixtures("hub_online")
 
-from augment.llm_client import CHAT_FORMS, NO_STRUCTURE, EndpointUnreachable, LLMClient, RetryPolicy, StructuredOutputUnsupported
+from augment.llm_client import CHAT_FORMS, NO_STRUCTURE, EndpointUnreachable, LLMClient, RetryPolicy, StructuredOutputUnsupported, usage_between
 from augment.prompts import render
 from augment.reply_cache import ReplyCache
 from fake_llm_server import DROP, HANG, FakeLLM, closed_port_url, error, reply
@@ -166,3 +166,15 @@ def test_an_unreachable_endpoint_is_one_clear_error_when_probing_too():
     client = LLMClient(endpoint=url, retry=RetryPolicy(timeout=2.0, retries=1, backoff_seconds=0.0), structured="auto")
     with pytest.raises(EndpointUnreachable, match=url.replace(".", r"\.")):
         client.complete_all([sentence_messages("甲")], schemas=[entity_schema()])
+
+
+def test_usage_is_kept_per_prompt_kind_with_tokens_and_time(tmp_path):
+    with FakeLLM(scripted({})) as server:
+        client = LLMClient(endpoint=server.url, retry=FAST_RETRY, cache=ReplyCache(tmp_path / "c.jsonl"))
+        client.complete_all([sentence_messages("甲"), sentence_messages("乙")], "segmentation")
+        before = client.usage_snapshot()
+        client.complete_all([sentence_messages("甲"), sentence_messages("丙")], "entities")
+    assert before["segmentation"]["answered"] == 2 and before["segmentation"]["completion_tokens"] == 2
+    assert before["segmentation"]["request_seconds"] > 0
+    delta = usage_between(before, client.usage_snapshot())
+    assert set(delta) == {"entities"} and delta["entities"]["cached"] == 1 and delta["entities"]["answered"] == 1

@@ -111,6 +111,12 @@ def test_every_step_runs_and_produces_its_output(reference_run, setting):
     assert "## Synthesis" in card and "--train_split fusion,synthetic" in card
     assert json.loads((work / "dataset" / "workflow.json").read_text())["prompts"]["version"]
     distinct = len(set(augmented.splits["train"]["text"]))  # a repeated sentence is answered from the cache
+    usage = summary["llm_usage"]
+    assert usage["extend"]["entities"]["answered"] == distinct and usage["extend"]["segmentation"]["answered"] == distinct
+    assert usage["synthesize"]["explanations"]["answered"] == distinct and set(usage["synthesize"]) == {"explanations"}
+    assert usage["annotate_synthetic"]["entities"]["answered"] == len(synthetic)
+    assert usage["extend"]["entities"]["completion_tokens"] == distinct  # the fake server reports one token per reply
+    assert summary["step_seconds"].keys() == set(STEPS) and summary["structured_output"] == "none"
     probes = len(CHAT_FORMS)  # the first request probed the schema forms once (this server obeys none)
     assert first_requests == probes + distinct * 3 + 1 + distinct + len(synthetic) * 3  # entities/segmentation/POS per row, merge, explanations, the same three per synthetic row
 
