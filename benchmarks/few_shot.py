@@ -70,8 +70,12 @@ def grid() -> list[Cell]:
 
 def commands(cell: Cell, place: Place) -> dict[str, list[str]]:
     """The two commands of a cell, with the accuracy grid's encoder, threads and embedding setting."""
-    folder, data = place.runs_dir / cell.id, str(Path(place.data_root) / cell.dataset)
     sample = ["--k_shot", str(cell.shots), "--data_seed", str(cell.seed)]
+    return sample_commands(place.runs_dir / cell.id, str(Path(place.data_root) / cell.dataset), sample)
+
+
+def sample_commands(folder: Path, data: str, sample: list[str]) -> dict[str, list[str]]:
+    """KnowFREE (train.py) and the offline workflow on one sample of `data`, written under `folder`."""
     frozen = ["--freeze_embeddings"] if SETTINGS["freeze_embeddings"] else []
     return {
         PLAIN: [
