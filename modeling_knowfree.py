@@ -717,14 +717,15 @@ class KnowFreeModel(KnowFreePreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args, **kwargs) -> "KnowFreeModel":
         """Load weights and config, plus the tokenizer saved beside them when there is one."""
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if kwargs.get("output_loading_info") else loaded
         hub_options = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
         tokenizer_kwargs = {key: kwargs[key] for key in hub_options if key in kwargs}
         try:
             model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, config=model.config, **tokenizer_kwargs)
         except (OSError, ValueError):
             model.tokenizer = None
-        return model
+        return loaded
 
     def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
         """Save weights, config and remote code, and the tokenizer so `predict` works after loading."""

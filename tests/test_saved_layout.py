@@ -1,0 +1,42 @@
+"""A model saved by an earlier release (tests/fixtures/knowfree-layout-2026-11: config, weights and
+tokenizer, no code) loads with today's code, with no weight missing or unexpected, and scores every
+span exactly as it did when it was saved."""
+
+import json
+import shutil
+
+import pytest
+from conftest import REPO_ROOT
+
+from modeling_knowfree import KnowFreeModel
+
+LEGACY = REPO_ROOT / "tests" / "fixtures" / "knowfree-layout-2026-11"
+REMOTE_CODE = ("configuration_knowfree.py", "modeling_knowfree.py")
+
+
+def reference():
+    return json.loads((LEGACY / "reference_spans.json").read_text(encoding="utf-8"))
+
+
+def scored(model, texts):
+    return [[[c.start, c.end, c.label, c.score] for c in row] for row in model.span_candidates(texts, batch_size=2, min_score=0.0)]
+
+
+def test_todays_code_loads_the_saved_layout_without_missing_weights():
+    model, info = KnowFreeModel.from_pretrained(LEGACY, output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    expected = reference()
+    assert scored(model.eval(), expected["texts"]) == expected["candidates"]
+
+
+def test_the_saved_layout_loads_through_auto_model_with_todays_remote_code(tmp_path):
+    from transformers import AutoModel
+
+    folder = shutil.copytree(LEGACY, tmp_path / "model")
+    for name in REMOTE_CODE:
+        if not (REPO_ROOT / name).exists():
+            pytest.fail(f"remote-code file {name} is gone: update REMOTE_CODE")
+        shutil.copy(REPO_ROOT / name, folder / name)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    expected = reference()
+    assert scored(model, expected["texts"]) == expected["candidates"]
