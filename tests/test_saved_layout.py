@@ -24,7 +24,7 @@ def scored(model, texts):
 
 def test_todays_code_loads_the_saved_layout_without_missing_weights():
     model, info = KnowFreeModel.from_pretrained(LEGACY, output_loading_info=True)
-    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    assert not info["missing_keys"] and not info["unexpected_keys"]
     expected = reference()
     assert scored(model.eval(), expected["texts"]) == expected["candidates"]
 
