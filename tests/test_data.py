@@ -12,7 +12,6 @@ from knowfree import data
 from knowfree.data import FEATURES, DataError, load_corpus, report_unusable
 from knowfree.sampling import sample_n_way_k_shot, take_k
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LABELS = ["PER", "LOC"]
 GOOD_ROWS = [
     {"text": "张三在北京", "entities": [{"start": 0, "end": 2, "label": "PER"}, {"start": 3, "end": 5, "label": "LOC"}]},
@@ -349,10 +348,9 @@ SHARED_COUNTS = {
 }
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"shared data not found at {SHARED_DATA}")
 @pytest.mark.parametrize("name", sorted(SHARED_COUNTS))
-def test_shared_corpora_load_completely(name):
-    corpus = load_corpus(SHARED_DATA / name)
+def test_shared_corpora_load_completely(name, shared_data):
+    corpus = load_corpus(shared_data / name)
     label_count, *sizes = SHARED_COUNTS[name]
     assert len(corpus.labels) == label_count
     assert [len(corpus.splits[split]) for split in ("train", "dev", "test")] == sizes

@@ -261,13 +261,10 @@ def test_augmentation_tab_shows_the_offline_extension_labels(client):
 # --- failures shown as messages -----------------------------------------------------------------
 
 
-LLM_ANNOTATOR_MISSING = importlib.util.find_spec("augment.llm_annotator") is None
-
-
 @pytest.fixture(scope="module")
 def failing_client(tmp_path_factory):
     """A demo whose model folder does not exist and whose LLM endpoint is a closed local port."""
-    endpoint = None if LLM_ANNOTATOR_MISSING else f"http://127.0.0.1:{closed_port()}"
+    endpoint = f"http://127.0.0.1:{closed_port()}"
     demo = space_app.build_demo(str(tmp_path_factory.mktemp("space-failing") / "missing-model"), llm_endpoint=endpoint)
     url = serve(demo)
     yield gradio_client.Client(url, verbose=False, download_files=False), endpoint
@@ -284,7 +281,6 @@ def test_model_that_fails_to_load_shows_a_message(failing_client):
     assert banners and "could not be loaded" in banners[0]
 
 
-@pytest.mark.skipif(LLM_ANNOTATOR_MISSING, reason="augment.llm_annotator is not importable yet (LLMAnnotator not written)")
 def test_endpoint_down_shows_a_message_and_keeps_the_offline_labels(failing_client, hub_online):
     client, endpoint = failing_client  # hub_online: a real connection attempt, not huggingface_hub's offline refusal
     status, offline, _, _, by_source = client.submit("马云在杭州。", api_name="/extension_labels").result(timeout=180)

@@ -160,7 +160,18 @@ def test_token_classification_baseline_uses_the_same_metric(workspace):
     root, corpus, encoder = workspace
     results = train.main(arguments(corpus, encoder, root / "baseline", "--model", "token-classification"))
     assert results["model"] == "token-classification"
-    assert {"precision", "recall", "f1", "per_label"} <= set(results["test"])
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from knowfree.data import load_corpus
+    from knowfree.evaluation import score_spans
+    from knowfree.token_baseline import predict_token_spans
+
+    test_rows = load_corpus(corpus).splits["test"]
+    model = AutoModelForTokenClassification.from_pretrained(root / "baseline").eval()
+    predicted = predict_token_spans(model, AutoTokenizer.from_pretrained(root / "baseline"), list(test_rows["text"]))
+    rescored = score_spans(predicted, list(test_rows["entities"]))  # the saved model, rescored by the one metric
+    assert {key: rescored[key] for key in ("precision", "recall", "f1")} == pytest.approx({key: results["test"][key] for key in ("precision", "recall", "f1")})
+    assert rescored["per_label"].keys() == results["test"]["per_label"].keys()
 
 
 def free_port() -> int:
@@ -180,7 +191,6 @@ def test_two_cpu_processes_run_to_completion(workspace):
     environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "num_processes=2" in result.stderr or result.stderr.count("eval step") >= 1
     results = json.loads((output_dir / "results.json").read_text())
     assert results["train_rows"] == 20
     state = json.loads((output_dir / "checkpoint" / "trainer_state.json").read_text())
