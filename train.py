@@ -30,6 +30,7 @@ from knowfree.evaluation import score_spans
 from knowfree.label_weights import extension_alphas
 from knowfree.model_card import write_model_card
 from knowfree.thresholds import THRESHOLD_GRID, best_global_threshold, calibrate, decoded_spans
+from knowfree.redaction import redact_arguments
 from knowfree.token_baseline import TokenClassificationCollator, alignment_report, build_token_classifier, predict_token_spans
 from knowfree.training_state import TrainingState
 from modeling_knowfree import KnowFreeModel, SpanCandidate
@@ -278,6 +279,7 @@ def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    command_arguments = sys.argv[1:] if argv is None else list(argv)  # what this training was given, for its card
     args = parse_args(argv)
     defaults = TASK_DEFAULTS[args.task]
     weight_decay = defaults["weight_decay"] if args.weight_decay is None else args.weight_decay
@@ -418,10 +420,10 @@ def main(argv: list[str] | None = None) -> dict:
     state.stop_reason = state.stop_reason or ("patience" if state.stopped_early else "epochs")
     state.finished = True
     save_checkpoint()
-    return finish(args, accelerator, corpus, tokenizer, state, time.monotonic() - started)
+    return finish(args, accelerator, corpus, tokenizer, state, time.monotonic() - started, command_arguments)
 
 
-def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, state: TrainingState, train_seconds: float) -> dict:
+def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, state: TrainingState, train_seconds: float, command_arguments: list[str]) -> dict:
     """Reload the dev-selected model, calibrate its thresholds on dev, score test, write the model
     folder, card and results; push."""
     output_dir = Path(args.output_dir)
@@ -473,7 +475,7 @@ def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, sta
             thresholds=thresholds,
             stopped_by=state.stop_reason,
             settings=settings,
-            command="accelerate launch train.py " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]),
+            command=card_command(command_arguments),
             examples=list(corpus.splits["test"]["text"][:3]),
             repo_or_path=args.push_to_hub or str(output_dir),
         )
@@ -482,6 +484,11 @@ def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, sta
             push_folder(output_dir, args.push_to_hub, args.hub_private)
     accelerator.wait_for_everyone()
     return results
+
+
+def card_command(arguments: list[str]) -> str:
+    """The command the card shows to repeat this training: its own arguments, secrets redacted."""
+    return "accelerate launch train.py " + shlex.join(redact_arguments(arguments))
 
 
 def print_report(results: dict) -> None:

@@ -8,7 +8,6 @@ annotation, retraining, evaluation), resumable step by step.
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -38,7 +37,7 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--endpoint", help="URL of a TGI or OpenAI-compatible server (e.g. http://127.0.0.1:8080)")
     group.add_argument("--model", help="model id: for a Hugging Face inference provider, or the name an OpenAI-compatible server expects")
     group.add_argument("--provider", help="Hugging Face inference provider (with --model), e.g. 'hf-inference' or 'together'")
-    group.add_argument("--token", default=os.environ.get("HF_TOKEN"), help="API token (default: $HF_TOKEN)")
+    group.add_argument("--token", help="API token (default: the HF_TOKEN environment variable; never printed or recorded)")
     group.add_argument("--route", choices=ROUTES, default="chat", help="chat completion (default) or TGI text generation")
     group.add_argument(
         "--structured", choices=STRUCTURED_MODES, default="auto",

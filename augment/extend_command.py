@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import os
 import shlex
 
 from datasets import Dataset, DatasetDict
@@ -24,6 +25,11 @@ logger = logging.getLogger("knowfree-augment")
 LLM_MIN_LABEL_COUNT = 3
 
 
+def api_token(args: argparse.Namespace) -> str | None:
+    """--token, else $HF_TOKEN, read when needed (a default taken at parse time would show in --help)."""
+    return args.token or os.environ.get("HF_TOKEN")
+
+
 def uses_llm(args: argparse.Namespace) -> bool:
     return bool(args.endpoint or args.model)
 
@@ -34,7 +40,7 @@ def build_client(args: argparse.Namespace) -> LLMClient:
         endpoint=args.endpoint,
         model=args.model,
         provider=args.provider,
-        token=args.token,
+        token=api_token(args),
         route=args.route,
         settings=GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature),
         retry=RetryPolicy(timeout=args.timeout, retries=args.retries, backoff_seconds=args.backoff),
@@ -114,6 +120,6 @@ def run_extend(args: argparse.Namespace, client: LLMClient | None = None) -> dic
     summary = {key: result.metadata[key] for key in ("extension_spans", "extension_span_counts", "annotation_counts")}
     logger.info("fusion dataset written to %s: %d extension labels, %s", args.output_dir, len(result.metadata["extension_labels"]), json.dumps(summary, ensure_ascii=False))
     if args.push_to_hub:
-        push_augmented(args.output_dir, args.push_to_hub, args.hub_private, args.token)
+        push_augmented(args.output_dir, args.push_to_hub, args.hub_private, api_token(args))
         logger.info("pushed to the Hub dataset repo %s", args.push_to_hub)
     return result.metadata

@@ -26,7 +26,7 @@ from datasets import Dataset, DatasetDict
 
 from augment.dataset_card import render_dataset_card
 from augment.dataset_export import push_augmented, read_metadata, save_augmented
-from augment.extend_command import build_annotator, build_client, load_source, run_extend, train_command, uses_llm
+from augment.extend_command import api_token, build_annotator, build_client, load_source, run_extend, train_command, uses_llm
 from augment.llm_client import usage_between
 from augment.label_map import read_label_map
 from augment.prompts import PROMPTS_VERSION, detect_language, prompt_texts
@@ -263,7 +263,7 @@ def run_workflow(args: argparse.Namespace) -> dict:
     _write_json(work / "summary.json", summary)
 
     if args.push_to_hub:
-        push_augmented(dataset_dir, args.push_to_hub, args.hub_private, args.token)
+        push_augmented(dataset_dir, args.push_to_hub, args.hub_private, api_token(args))
         logger.info("pushed the dataset to %s", args.push_to_hub)
     if args.push_model:
         _train_module().push_folder(final_dir, args.push_model, args.hub_private)

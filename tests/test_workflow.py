@@ -11,7 +11,7 @@ import threading
 import pytest
 from conftest import REPO_ROOT, build_bert_char_tokenizer, training_rows, write_corpus, write_tiny_encoder
 from fake_llm_server import HANG, FakeLLM
-from hub_server import LocalHub, hub_client_env, run_against_hub
+from hub_server import FAKE_TOKEN, LocalHub, hub_client_env, run_against_hub
 from scripted_annotator import ScriptedAnnotator, prompt_kind, prompt_sentence
 from augment.llm_client import CHAT_FORMS
 
@@ -143,7 +143,8 @@ def test_kill_during_synthesis_resumes_to_the_same_result_and_pushes(reference_r
         state = json.loads((tmp_path / "killed" / "steps.json").read_text())
         assert set(state["finished"]) == {"extend", "annotation_model"} and "synthesize" in state["started"]
         before = len(server.requests)
-        resumed = subprocess.run(command + ["--push_to_hub", "tester/workflow-data", "--push_model", "tester/workflow-model"], env=environment, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+        push = ["--push_to_hub", "tester/workflow-data", "--push_model", "tester/workflow-model", "--token", FAKE_TOKEN]  # the token, also in HF_TOKEN, is the secret to keep
+        resumed = subprocess.run(command + push, env=environment, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         assert "step extend: up to date" in resumed.stderr and "step annotation_model: up to date" in resumed.stderr
         training_texts = {row["text"] for row in training_rows()}
@@ -163,6 +164,10 @@ print(json.dumps({"splits": sorted(data), "synthetic": all(data["synthetic"]["sy
         pushed = json.loads(run_against_hub(hub.url, code, cwd=REPO_ROOT).stdout.strip().splitlines()[-1])
     assert pushed["splits"] == ["dev", "fusion", "synthetic", "test", "train"]
     assert pushed["synthetic"] and pushed["workflow"] and "## Synthesis" in pushed["card"] and pushed["labels"] == LABELS
+    secret = FAKE_TOKEN.encode()
+    assert secret not in resumed.stdout.encode() and secret not in resumed.stderr.encode()
+    written = [path for folder in (tmp_path / "killed", tmp_path / "hub") for path in folder.rglob("*") if path.is_file()]
+    assert len(written) > 20 and [path for path in written if secret in path.read_bytes()] == []  # work folder and every pushed file
 
 
 def test_without_an_llm_synthesis_is_skipped_with_the_reason(setting, tmp_path, caplog):
