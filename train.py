@@ -20,17 +20,19 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
+from datasets import Dataset
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from knowfree.collate import SpanCollator
-from knowfree.data import LabeledCorpus, load_corpus, report_unusable
+from knowfree.command_line import run_command_line
+from knowfree.data import DataError, LabeledCorpus, load_corpus, report_unusable
 from knowfree.evaluation import score_spans
 from knowfree.label_weights import extension_alphas
 from knowfree.model_card import write_model_card
-from knowfree.thresholds import THRESHOLD_GRID, best_global_threshold, calibrate, decoded_spans
 from knowfree.redaction import redact_arguments
+from knowfree.thresholds import THRESHOLD_GRID, best_global_threshold, calibrate, decoded_spans
 from knowfree.token_baseline import TokenClassificationCollator, alignment_report, build_token_classifier, predict_token_spans
 from knowfree.training_state import TrainingState
 from modeling_knowfree import KnowFreeModel, SpanCandidate
@@ -273,6 +275,18 @@ def optimizer_groups(model, args: argparse.Namespace, weight_decay: float) -> li
 # --- the loop ---------------------------------------------------------------------------------------
 
 
+def trainable_rows(rows: Dataset) -> Dataset:
+    """The train rows with text: an empty text has no character to label, and a batch of only such
+    rows would have no tensor to build. They stay in the data and are counted in results.json."""
+    empty = {index for index, text in enumerate(rows["text"]) if not text}
+    if not empty:
+        return rows
+    if len(empty) == len(rows):
+        raise DataError(f"the train split has {len(rows)} rows and every one has empty text: nothing to train on")
+    logger.warning("train: %d rows with empty text are left out of the training batches (results.json: empty_train_rows)", len(empty))
+    return rows.select([index for index in range(len(rows)) if index not in empty])
+
+
 def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
     """The train order of one epoch: a permutation fixed by (seed, epoch), so a resumed run sees it too."""
     return torch.randperm(size, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).tolist()
@@ -308,7 +322,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.freeze_embeddings:
         (model.encoder if args.model == "knowfree" else model.base_model).get_input_embeddings().weight.requires_grad_(False)
 
-    train_rows = splits["train"]
+    train_rows = trainable_rows(splits["train"])
     batches_per_epoch = math.ceil(len(train_rows) / args.batch_size)
     updates_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
     total_updates = args.max_steps or updates_per_epoch * args.epochs
@@ -443,6 +457,7 @@ def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, sta
         "model": args.model,
         "data": str(args.data),
         "train_rows": len(corpus.splits["train"]),
+        "empty_train_rows": sum(1 for text in corpus.splits["train"]["text"] if not text),
         "best_step": state.best_step,
         "steps": state.global_step,
         "stopped_by": state.stop_reason,
@@ -513,4 +528,4 @@ def push_folder(folder: Path, repo_id: str, private: bool) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command_line(main)

@@ -1,5 +1,5 @@
 """`python -m augment` runs the knowfree-augment command line."""
 
-from augment.cli import main
+from augment.cli import console_main
 
-main()
+console_main()

@@ -8,7 +8,6 @@ annotation, retraining, evaluation), resumable step by step.
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 from augment.extend_command import load_source, run_extend
@@ -17,6 +16,7 @@ from augment.llm_client import ROUTES, STRUCTURED_MODES
 from augment.prompts import LANGUAGES
 from augment.synthesis import DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS
 from augment.workflow import run_workflow
+from knowfree.command_line import run_command_line
 
 DEFAULT_EMBEDDING_MODEL = "encoders/multilingual-e5-small-st"
 
@@ -124,5 +124,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
 
 
+def console_main() -> None:
+    """The `knowfree-augment` console script: input errors as one line, exit status 2."""
+    run_command_line(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

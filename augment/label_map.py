@@ -13,6 +13,8 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from knowfree.command_line import InputError
+
 LABEL_MAP_FILE = "label_map.json"
 DECISIONS = ("merge", "keep")
 ABOUT = (
@@ -23,7 +25,7 @@ ABOUT = (
 )
 
 
-class LabelMapError(ValueError):
+class LabelMapError(InputError):
     """A label map file that cannot be applied; the message names the file, the entry and the field."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets, load_dataset, load_from_disk
 from huggingface_hub import hf_hub_download
 
+from knowfree.command_line import InputError
 from knowfree.sampling import DEFAULT_SEED, sample_n_way_k_shot, take_k
 
 LABELS_FILE = "labels.txt"
@@ -32,7 +33,7 @@ _REPO_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 _JSON_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list", dict: "object"}
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A corpus file or row that cannot be loaded; the message names where (file/line or split/row)."""
 
 
@@ -126,7 +127,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, object]]:
         for number, raw in enumerate(lines, start=1):
             location = f"{name} line {number}"
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte-order mark may open the file
             except UnicodeDecodeError as error:
                 raise DataError(f"{location}: not UTF-8 ({error.reason} at byte {error.start})") from None
             if not line.strip():
@@ -142,8 +143,11 @@ def _dataset_rows(dataset: Dataset, origin: str, split: str) -> Iterator[tuple[s
         yield f"{origin} split '{split}' row {index}", row
 
 
-def _build_split(rows: Iterable[tuple[str, object]], labels: _LabelSet) -> Dataset:
-    return Dataset.from_list([_check_row(location, row, labels) for location, row in rows], features=FEATURES)
+def _build_split(rows: Iterable[tuple[str, object]], labels: _LabelSet, where: str) -> Dataset:
+    checked = [_check_row(location, row, labels) for location, row in rows]
+    if not checked:
+        raise DataError(f"{where}: no rows (an empty file or split); every split needs at least one")
+    return Dataset.from_list(checked, features=FEATURES)
 
 
 def _parse_labels(lines: Sequence[str], origin: str) -> _LabelSet:
@@ -160,6 +164,11 @@ def _parse_labels(lines: Sequence[str], origin: str) -> _LabelSet:
     return _LabelSet(tuple(names), origin)
 
 
+def _read_labels_file(path: Path) -> _LabelSet:
+    """labels.txt, one label per line; a byte-order mark (Windows editors write one) is not part of the first label."""
+    return _parse_labels(path.read_text(encoding="utf-8-sig").splitlines(), LABELS_FILE)
+
+
 def _given_labels(labels: Sequence[str]) -> _LabelSet:
     if not labels or len(set(labels)) != len(labels):
         raise ValueError(f"labels must be at least one and distinct, got {list(labels)}")
@@ -172,7 +181,7 @@ def _folder_labels(folder: Path) -> _LabelSet:
     path = folder / LABELS_FILE
     if not path.is_file():
         raise DataError(f"{folder.name}/{LABELS_FILE}: not found; add it or pass labels=[...]")
-    return _parse_labels(path.read_text(encoding="utf-8").splitlines(), LABELS_FILE)
+    return _read_labels_file(path)
 
 
 def _hub_labels(repo_id: str) -> _LabelSet:
@@ -180,7 +189,7 @@ def _hub_labels(repo_id: str) -> _LabelSet:
         path = hf_hub_download(repo_id, LABELS_FILE, repo_type="dataset")
     except Exception as error:
         raise DataError(f"{repo_id}: cannot get {LABELS_FILE} from the Hub repo ({error}); pass labels=[...]") from error
-    return _parse_labels(Path(path).read_text(encoding="utf-8").splitlines(), LABELS_FILE)
+    return _read_labels_file(Path(path))
 
 
 def _stored_splits(stored: DatasetDict, origin: str, splits: Sequence[str]) -> dict[str, Iterator]:
@@ -265,7 +274,7 @@ def load_corpus(
     elif prepared_subset is not None:
         raw_splits["train"] = _jsonl_rows(prepared_subset)
 
-    built = {split: _build_split(rows, opened.labels) for split, rows in raw_splits.items()}
+    built = {split: _build_split(rows, opened.labels, f"{source} split '{split}'") for split, rows in raw_splits.items()}
     if custom_train:
         built["train"] = concatenate_datasets([built[split] for split in train_splits])
         built = {split: built[split] for split in splits}

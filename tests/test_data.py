@@ -355,3 +355,24 @@ def test_shared_corpora_load_completely(name, shared_data):
     assert len(corpus.labels) == label_count
     assert [len(corpus.splits[split]) for split in ("train", "dev", "test")] == sizes
     assert corpus.extension_labels == ()
+
+
+def test_a_byte_order_mark_opens_labels_and_jsonl_files_without_changing_them(tmp_path):
+    folder = tmp_path / "bom"
+    folder.mkdir()
+    (folder / "labels.txt").write_bytes("\ufeffPER\nLOC\n".encode("utf-8"))
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.jsonl").write_bytes(("\ufeff" + json.dumps(GOOD_ROWS[0], ensure_ascii=False) + "\n").encode("utf-8"))
+    corpus = load_corpus(folder)
+    assert corpus.labels == ("PER", "LOC") and corpus.splits["train"][0]["text"] == GOOD_ROWS[0]["text"]
+
+
+def test_an_empty_split_is_named_instead_of_crashing_inside_datasets(tmp_path):
+    folder = tmp_path / "empty-dev"
+    folder.mkdir()
+    (folder / "labels.txt").write_text("PER\nLOC\n", encoding="utf-8")
+    (folder / "train.jsonl").write_text(json.dumps(GOOD_ROWS[0], ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / "dev.jsonl").write_text("", encoding="utf-8")
+    (folder / "test.jsonl").write_text(json.dumps(GOOD_ROWS[0], ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"split 'dev': no rows"):
+        load_corpus(folder)

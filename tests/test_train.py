@@ -14,6 +14,7 @@ from hub_server import LocalHub, run_against_hub
 from safetensors.torch import load_file
 
 import train
+from knowfree.data import DataError
 from knowfree.evaluation import score_spans
 from knowfree.thresholds import THRESHOLD_GRID
 from modeling_knowfree import KnowFreeModel
@@ -230,3 +231,26 @@ def test_extension_labels_named_like_targets_are_refused(workspace, tmp_path):
     corpus = write_corpus(tmp_path / "fusion", {"train": rows, "dev": rows[:4], "test": rows[4:8]}, LABELS)
     with pytest.raises(ValueError, match=r"extension labels \['PER'\] have the names of target labels"):
         train.main(arguments(corpus, encoder, tmp_path / "out"))
+
+
+def test_rows_with_empty_text_are_counted_and_never_batched(workspace, tmp_path):
+    root, _, encoder = workspace
+    rows = training_rows()
+    emptied = [{"text": "", "entities": []} for _ in range(5)] + rows
+    corpus = write_corpus(tmp_path / "corpus", {"train": emptied, "dev": rows[:4], "test": rows[4:8]}, LABELS)
+    results = train.main(arguments(corpus, encoder, tmp_path / "run", "--epochs", "1", "--batch_size", "5"))  # the first batch would be all empty
+    assert results["train_rows"] == len(rows) + 5 and results["empty_train_rows"] == 5
+    nothing = write_corpus(tmp_path / "nothing", {"train": emptied[:5], "dev": rows[:4], "test": rows[4:8]}, LABELS)
+    with pytest.raises(DataError, match="every one has empty text"):
+        train.main(arguments(nothing, encoder, tmp_path / "nothing-run", "--epochs", "1"))
+
+
+def test_the_command_line_reports_bad_data_in_one_line_and_exits_2(workspace, tmp_path):
+    _, _, encoder = workspace
+    broken = write_corpus(tmp_path / "broken", {"train": [{"text": "马云", "entities": [{"start": 0, "end": 9, "label": "PER"}]}], "dev": [], "test": []}, LABELS)
+    command = [sys.executable, str(REPO_ROOT / "train.py"), "--data", str(broken), "--encoder", str(encoder), "--output_dir", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "train.py: error: broken/train.jsonl line 1: entities[0]: end 9 > len(text) 2" in result.stderr
+    debug = subprocess.run(command + ["--debug"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "DataError" in debug.stderr
