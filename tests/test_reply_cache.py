@@ -45,3 +45,33 @@ def test_a_corrupt_complete_line_is_an_error_naming_the_line(tmp_path):
     path.write_text('{"key": "k1", "request": {}, "reply": "x"}\nnot json\n', encoding="utf-8")
     with pytest.raises(ValueError, match="cache.jsonl line 2"):
         ReplyCache(path)
+
+
+def test_invalid_utf8_is_an_error_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "cache.jsonl"
+    path.write_bytes(b'{"key": "k1", "request": {}, "reply": "x"}\n{"key": "k2", "reply": "\xff"}\n')
+    with pytest.raises(ValueError, match=r"cache\.jsonl line 2: not UTF-8"):
+        ReplyCache(path)
+
+
+def test_opening_waits_for_another_process_writing_the_same_cache(tmp_path):
+    """While another holder has the cache's lock (a process appending), opening it neither reads nor cuts the file."""
+    import fcntl
+    import threading
+
+    path = tmp_path / "cache.jsonl"
+    ReplyCache(path).put("k1", {"n": 1}, "one")
+    opened = {}
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write('{"key": "k2", "request": {"n": 2}, "reply": "tw')  # the other writer, mid-line
+        opener = threading.Thread(target=lambda: opened.setdefault("cache", ReplyCache(path)))
+        opener.start()
+        opener.join(timeout=0.5)
+        assert opener.is_alive() and "cache" not in opened  # blocked on the lock, nothing cut yet
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write('o"}\n')  # the other writer finishes its line
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    opener.join()
+    assert opened["cache"].get("k2") == "two" and len(opened["cache"]) == 2
