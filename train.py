@@ -28,6 +28,7 @@ from transformers import get_linear_schedule_with_warmup
 from knowfree.collate import SpanCollator
 from knowfree.command_line import run_command_line
 from knowfree.data import DataError, LabeledCorpus, load_corpus, report_unusable
+from knowfree.encoder_checks import check_encoder
 from knowfree.evaluation import score_spans
 from knowfree.label_weights import extension_alphas
 from knowfree.model_card import write_model_card
@@ -258,7 +259,7 @@ def choose_thresholds(args: argparse.Namespace, accelerator: Accelerator, model:
 def optimizer_groups(model, args: argparse.Namespace, weight_decay: float) -> list[dict]:
     """Encoder parameters at the encoder learning rate, everything else at the head rate; no decay on
     biases (the width bias included) and norms."""
-    encoder_prefix = "encoder." if args.model == "knowfree" else model.base_model_prefix + "."
+    encoder_prefix = model.base_model_prefix + "."
     groups: dict[tuple[bool, bool], list] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
@@ -295,6 +296,7 @@ def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
 def main(argv: list[str] | None = None) -> dict:
     command_arguments = sys.argv[1:] if argv is None else list(argv)  # what this training was given, for its card
     args = parse_args(argv)
+    check_encoder(args.encoder)
     defaults = TASK_DEFAULTS[args.task]
     weight_decay = defaults["weight_decay"] if args.weight_decay is None else args.weight_decay
     if args.synthetic_weight is None:
