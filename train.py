@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from knowfree.checkpoints import BEST_DIR, CHECKPOINT_DIR, PARTIAL, complete_checkpoint, load_or_explain, restore_interrupted_swap, run_folders, sibling, swap_in, write_folder_atomically
 from knowfree.collate import SpanCollator
 from knowfree.command_line import run_command_line
 from knowfree.data import DataError, LabeledCorpus, load_corpus, report_unusable
@@ -51,8 +53,6 @@ TASK_DEFAULTS = {
 }
 SPAN_WIDTH_MARGIN = 8
 THRESHOLD_CHOICES = ("global", "per_label", "fixed")
-CHECKPOINT_DIR = "checkpoint"
-BEST_DIR = "best"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -333,18 +333,27 @@ def main(argv: list[str] | None = None) -> dict:
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     state = TrainingState()
-    if args.resume and (checkpoint_dir / "trainer_state.json").exists():
-        accelerator.load_state(str(checkpoint_dir))
-        state = TrainingState.load(checkpoint_dir)
-        logger.info("resumed from %s at epoch %d, step %d", checkpoint_dir, state.epoch, state.global_step)
+    resume_from = complete_checkpoint(checkpoint_dir) if args.resume else None
+    if resume_from is not None:
+        load_or_explain(resume_from, accelerator.load_state)
+        state = TrainingState.load(resume_from)
+        if accelerator.is_main_process:
+            restore_interrupted_swap(best_dir)
+        logger.info("resumed from %s at epoch %d, step %d", resume_from, state.epoch, state.global_step)
     elif args.resume:
         logger.info("no checkpoint in %s; starting fresh", checkpoint_dir)
 
     def save_checkpoint() -> None:
+        """The full resumable state, written beside the checkpoint and swapped in (knowfree/checkpoints.py)."""
+        staging = sibling(checkpoint_dir, PARTIAL)
         accelerator.wait_for_everyone()
-        accelerator.save_state(str(checkpoint_dir))
         if accelerator.is_main_process:
-            state.save(checkpoint_dir)
+            shutil.rmtree(staging, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging))
+        if accelerator.is_main_process:
+            state.save(staging)  # last: its presence marks the folder complete
+            swap_in(checkpoint_dir)
         accelerator.wait_for_everyone()
 
     def evaluate_and_select() -> None:
@@ -359,8 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
         if improved:
             state.best_f1, state.best_step, state.evaluations_without_improvement = dev["f1"], state.global_step, 0
             if accelerator.is_main_process:
-                accelerator.unwrap_model(model).save_pretrained(best_dir)
-                tokenizer.save_pretrained(best_dir)
+                write_folder_atomically(best_dir, lambda folder: (accelerator.unwrap_model(model).save_pretrained(folder), tokenizer.save_pretrained(folder)))
         else:
             state.evaluations_without_improvement += 1
         logger.info(
@@ -525,7 +533,7 @@ def push_folder(folder: Path, repo_id: str, private: bool) -> None:
 
     api = HfApi()
     api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=[f"{CHECKPOINT_DIR}/*", f"{BEST_DIR}/*"], commit_message="Upload KnowFREE model")
+    api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=[f"{run_folder}/*" for name in (CHECKPOINT_DIR, BEST_DIR) for run_folder in run_folders(name)], commit_message="Upload KnowFREE model")
     logger.info("pushed %s to %s", folder, repo_id)
 
 

@@ -28,6 +28,7 @@ from augment.dataset_card import render_dataset_card
 from augment.dataset_export import push_augmented, read_metadata, save_augmented
 from augment.extend_command import api_token, build_annotator, build_client, load_source, run_extend, train_command, uses_llm
 from augment.llm_client import usage_between
+from knowfree.checkpoints import has_checkpoint
 from augment.label_map import read_label_map
 from augment.prompts import PROMPTS_VERSION, detect_language, prompt_texts
 from augment.synthesis import CLEANING_VERSION, annotate_synthetic, request_explanations, synthetic_texts
@@ -129,7 +130,7 @@ def train_model(argv: list[str], output_dir: Path, resumable: bool) -> dict:
     train = _train_module()
     if not resumable and output_dir.exists():
         shutil.rmtree(output_dir)
-    resume = ["--resume"] if resumable and (output_dir / "checkpoint").is_dir() else []
+    resume = ["--resume"] if resumable and has_checkpoint(output_dir) else []
     return train.main(argv + resume)
 
 

@@ -42,6 +42,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 from machine_facts import cpu_model, gpu_models  # noqa: E402
 from results_file import update_results, write_atomically  # noqa: E402
+from knowfree.checkpoints import CHECKPOINT_DIR, has_checkpoint, run_folders  # noqa: E402
 
 # --- the grid ----------------------------------------------------------------------------------------
 
@@ -89,7 +90,6 @@ PREVIOUS_RECIPE_FILE = BENCHMARKS / "previous_recipe.json"
 # --- files -------------------------------------------------------------------------------------------
 
 RESULTS_FILE = "results.json"  # written by train.py once the cell is finished
-CHECKPOINT_STATE = Path("checkpoint") / "trainer_state.json"  # train.py's resumable state
 ATTEMPTS_FILE = "attempts.json"  # this runner's record of every command it ran for the cell
 LOG_FILE = "train.log"
 LOCK_FILE = "running.lock"
@@ -204,7 +204,7 @@ def next_commands(cell: Cell, layout: Layout) -> list[list[str]]:
     commands = []
     if cell.model == FUSION and not (layout.fusion_dir(cell.dataset, cell.k) / FUSION_READY).exists():
         commands.append(fusion_command(cell, layout))
-    resume = ["--resume"] if (layout.cell_dir(cell) / CHECKPOINT_STATE).exists() else []
+    resume = ["--resume"] if has_checkpoint(layout.cell_dir(cell)) else []
     return commands + [train_command(cell, layout) + resume]
 
 
@@ -391,7 +391,8 @@ def drop_resume_state(folder: Path) -> None:
 
     Only a crashed cell needs it; kept, the finished cells' checkpoints left this machine's disk 3 GB
     short of full. The selected weights (the model files and best/) and the logs stay."""
-    shutil.rmtree(folder / CHECKPOINT_STATE.parent, ignore_errors=True)
+    for name in run_folders(CHECKPOINT_DIR):
+        shutil.rmtree(folder / name, ignore_errors=True)
 
 
 def run_pending(cells: list[Cell], layout: Layout, runner: Runner = run_logged, max_cells: int | None = None,

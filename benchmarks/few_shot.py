@@ -31,6 +31,8 @@ sys.path.insert(0, str(BENCHMARKS))
 from accuracy import LAUNCH, REPO_ROOT, SETTINGS, accept_ctrl_c, exclusive, machine, read_json, run_logged, run_recorded, shown  # noqa: E402
 from results_file import update_results  # noqa: E402
 
+from knowfree.checkpoints import has_checkpoint  # noqa: E402
+
 DATASETS = ("weibo", "resume")
 SHOTS = (5, 10)
 SEEDS = (42, 43, 44)
@@ -108,7 +110,7 @@ def run(cells: list[Cell], place: Place, report, runner=run_logged) -> int:
             for part, command in commands(cell, place).items():
                 if part_figures(cell, place, part) is not None:
                     continue
-                if part == PLAIN and (folder / PLAIN / "checkpoint" / "trainer_state.json").exists():
+                if part == PLAIN and has_checkpoint(folder / PLAIN):
                     command = command + ["--resume"]
                 print(f"{cell.id} {part}: running (log: {shown(folder / 'train.log')})", flush=True)
                 returncode = run_recorded(command, folder, runner)

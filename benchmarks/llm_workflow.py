@@ -41,6 +41,8 @@ from accuracy import REPO_ROOT, accept_ctrl_c, exclusive, machine, read_json, ru
 from few_shot import sample_commands  # noqa: E402
 from results_file import update_results  # noqa: E402
 
+from knowfree.checkpoints import has_checkpoint  # noqa: E402
+
 DATASETS = ("weibo", "resume")
 SAMPLES = {"10shot": ["--k_shot", "10"], "k50": ["--k", "50"]}
 SEEDS = (42, 43, 44)
@@ -173,7 +175,7 @@ def run(cells: list[Cell], place: Place, parts: list[str], report, runner=run_lo
                     continue
                 size = part.removeprefix("llm-") if part.startswith("llm-") else None
                 command = commands(cell, place)[part]
-                if part == PLAIN and (_part_folder(command) / "checkpoint" / "trainer_state.json").exists():
+                if part == PLAIN and has_checkpoint(_part_folder(command)):
                     command = command + ["--resume"]
                 if size:
                     _restore_replies(cell, place, size)

@@ -254,3 +254,29 @@ def test_the_command_line_reports_bad_data_in_one_line_and_exits_2(workspace, tm
     assert "train.py: error: broken/train.jsonl line 1: entities[0]: end 9 > len(text) 2" in result.stderr
     debug = subprocess.run(command + ["--debug"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "DataError" in debug.stderr
+
+
+def test_a_kill_while_swapping_checkpoints_resumes_from_the_complete_copy_and_a_torn_one_is_named(workspace, tmp_path):
+    import shutil
+
+    from knowfree.checkpoints import TornCheckpoint
+
+    root, corpus, encoder = workspace
+    common = ("--max_steps", "9", "--eval_every", "3", "--epochs", "5")
+    train.main(arguments(corpus, encoder, tmp_path / "straight", *common))
+    run = tmp_path / "swapped"
+    with pytest.raises(SystemExit):
+        train.main(arguments(corpus, encoder, run, *common, "--interrupt_after_steps", "4"))
+    torn = shutil.copytree(run, tmp_path / "torn")
+    for name in ("checkpoint", "best"):  # killed between the two renames: old copy moved aside, new one unfinished
+        (run / name).rename(run / f"{name}.previous")
+        (run / f"{name}.partial").mkdir()
+        (run / f"{name}.partial" / "model.safetensors").write_bytes(b"half")
+    train.main(arguments(corpus, encoder, run, *common, "--resume"))
+    assert not any((run / f"{name}{suffix}").exists() for name in ("checkpoint", "best") for suffix in (".partial", ".previous"))
+    straight, resumed = load_file(tmp_path / "straight" / "checkpoint" / "model.safetensors"), load_file(run / "checkpoint" / "model.safetensors")
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+    weights = next(path for path in (torn / "checkpoint").iterdir() if path.suffix in (".safetensors", ".bin"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(TornCheckpoint, match=r"checkpoint .*torn/checkpoint cannot be loaded .*delete that folder"):
+        train.main(arguments(corpus, encoder, torn, *common, "--resume"))
