@@ -85,6 +85,10 @@ model.predict("{example}")
 `predict` takes a string or a list of strings, with `batch_size`, `threshold` and `decoding`
 (`"flat"` or `"nested"`) arguments; without `threshold` it uses the thresholds stored in the config.
 
+`trust_remote_code=True` runs this repository's Python files on your machine. Pin the commit you have
+read, so a later push cannot change what runs: `AutoModel.from_pretrained(..., trust_remote_code=True,
+revision="<commit hash>")`.
+
 ## Training
 
 ```

@@ -6,8 +6,11 @@ the extension labels augmentation would add to a sentence: jieba's offline annot
 endpoint's when one is configured.
 
 The model comes from `build_demo(model_source)`, else the `KNOWFREE_MODEL` environment variable (a Hub
-repo id or a folder), else the quickstart's saved model when it exists. It is loaded once, when the
-demo is built; requests are queued and batched into single `predict` calls. Problems a user can cause
+repo id or a folder), else the quickstart's saved model when it exists; `KNOWFREE_MODEL_REVISION` pins
+the Hub revision (a commit hash: the remote code that runs here is then the code you reviewed). It is
+loaded once, when the demo is built; requests are queued and batched into single `predict` calls, two
+batches at a time, and a text longer than `KNOWFREE_MAX_CHARS` (default 5,000 characters, stated on
+the page) is refused with a message, so no request holds the queue for long. Problems a user can cause
 or meet (empty text, a model that does not load, an endpoint that is down) are shown as a message in
 the page, never as a stack trace.
 
@@ -32,6 +35,11 @@ QUICKSTART_MODEL = REPO_ROOT / "outputs" / "quickstart-weibo-250"
 """Where `scripts/quickstart.sh` saves its final model (its `OUTPUT`), used when nothing else is given."""
 
 MODEL_ENV = "KNOWFREE_MODEL"
+REVISION_ENV = "KNOWFREE_MODEL_REVISION"
+MAX_CHARS_ENV = "KNOWFREE_MAX_CHARS"
+DEFAULT_MAX_CHARS = 5000
+LABEL_CONCURRENCY = 2
+MIN_THRESHOLD = 0.05
 LLM_ENDPOINT_ENV = "KNOWFREE_LLM_ENDPOINT"
 LLM_MODEL_ENV = "KNOWFREE_LLM_MODEL"
 TOKEN_ENV = "HF_TOKEN"
@@ -76,8 +84,16 @@ class LoadedModel:
     error: str | None = None
 
 
+def max_chars() -> int:
+    """The longest text a request may send ($KNOWFREE_MAX_CHARS); a bad value falls back to the default."""
+    try:
+        return max(1, int(os.environ.get(MAX_CHARS_ENV, DEFAULT_MAX_CHARS)))
+    except ValueError:
+        return DEFAULT_MAX_CHARS
+
+
 def load_model(source: str | None) -> LoadedModel:
-    """Load once through remote code, as a Hub user would; any failure becomes a readable message."""
+    """Load once through remote code, as a Hub user would, at $KNOWFREE_MODEL_REVISION when set; failures become a message."""
     if source is None:
         return LoadedModel(
             None,
@@ -87,7 +103,7 @@ def load_model(source: str | None) -> LoadedModel:
     try:
         from transformers import AutoModel
 
-        model = AutoModel.from_pretrained(source, trust_remote_code=True)
+        model = AutoModel.from_pretrained(source, trust_remote_code=True, revision=os.environ.get(REVISION_ENV) or None)
     except Exception as error:  # noqa: BLE001 - any load failure is reported, the demo stays up
         return LoadedModel(source, error=f"The model {source!r} could not be loaded: {type(error).__name__}: {error}")
     if not callable(getattr(model, "predict", None)) or getattr(model, "tokenizer", None) is None:
@@ -189,8 +205,8 @@ def describe_result(text: str, spans: list[dict], seconds: float, batch_size: in
 class SpanLabeler:
     """The batched Gradio handler around one loaded model."""
 
-    def __init__(self, loaded: LoadedModel):
-        self.loaded = loaded
+    def __init__(self, loaded: LoadedModel, limit: int = DEFAULT_MAX_CHARS):
+        self.loaded, self.limit = loaded, limit
 
     def __call__(self, texts: list[str], thresholds: list[float], decodings: list[str]) -> tuple[list, ...]:
         """Gradio batch function: lists in, one list per output component out.
@@ -206,6 +222,8 @@ class SpanLabeler:
                 results[index] = empty_outputs(f"⚠️ {self.loaded.error}")
             elif not text or not text.strip():
                 results[index] = empty_outputs("⚠️ Enter some text to label.")
+            elif len(text) > self.limit:
+                results[index] = empty_outputs(f"⚠️ The text has {len(text):,} characters; this demo labels at most {self.limit:,} per request (predict() itself has no limit).")
             else:
                 groups.setdefault((float(threshold), decoding), []).append(index)
         for (threshold, decoding), indices in groups.items():
@@ -365,16 +383,18 @@ def build_demo(model_source: str | None = None, *, llm_endpoint: str | None = No
     loaded = load_model(resolve_model_source(model_source))
     examples = card_examples(loaded.source) or FALLBACK_EXAMPLES
     config = getattr(loaded.model, "config", None)
-    labeler = SpanLabeler(loaded)
+    limit = max_chars()
+    labeler = SpanLabeler(loaded, limit)
     viewer = ExtensionViewer(LLMSettings.from_environment(llm_endpoint))
 
     with gr.Blocks(title="KnowFREE span labeling") as demo:
         gr.Markdown("# KnowFREE: Chinese span labeling\nFlat and nested spans with character offsets; long text is read in windows, never truncated.")
         gr.Markdown(model_banner(loaded), elem_id="model-banner")
+        gr.Markdown(f"At most {limit:,} characters per request ({MAX_CHARS_ENV}).", elem_id="limits")
         with gr.Tab("Label spans"):
             text = gr.Textbox(label="Text", value=examples[0], lines=4, max_lines=20, elem_id="text")
             with gr.Row():
-                threshold = gr.Slider(0.01, 0.99, value=getattr(config, "threshold", 0.5), step=0.01, label="Threshold", elem_id="threshold")
+                threshold = gr.Slider(MIN_THRESHOLD, 0.95, value=getattr(config, "threshold", 0.5), step=0.01, label="Threshold", elem_id="threshold")
                 decoding = gr.Radio(["flat", "nested"], value=getattr(config, "decoding", "flat"), label="Decoding", elem_id="decoding")
             button = gr.Button("Label", variant="primary", elem_id="label-button")
             status = gr.Markdown(elem_id="status")
@@ -391,7 +411,7 @@ def build_demo(model_source: str | None = None, *, llm_endpoint: str | None = No
                 api_name="label_spans",
                 batch=True,
                 max_batch_size=MAX_BATCH_SIZE,
-                concurrency_limit=1,
+                concurrency_limit=LABEL_CONCURRENCY,
             )
         with gr.Tab("What augmentation adds"):
             sentence = gr.Textbox(label="Sentence", value=examples[0], lines=2, elem_id="sentence")

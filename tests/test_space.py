@@ -18,7 +18,7 @@ from transformers import AutoModel, BertConfig  # noqa: E402
 
 from configuration_knowfree import KnowFreeConfig  # noqa: E402
 from knowfree.model_card import write_model_card  # noqa: E402
-from modeling_knowfree import KnowFreeModel, max_window_tokens  # noqa: E402
+from modeling_knowfree import KnowFreeModel  # noqa: E402
 
 pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[tests]')")
 gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is not installed (pip install -e '.[tests]')")
@@ -162,7 +162,7 @@ def test_served_spans_equal_predict(client, reference, text, threshold, decoding
     if decoding == "nested":
         assert has_nesting(expected), "the nested case must contain a span inside another"
     if text is LONG_TEXT:
-        limit = max_window_tokens(reference.tokenizer, ENCODER_POSITIONS)
+        limit = reference.processor.max_tokens
         assert len(reference.tokenizer(text, add_special_tokens=False)["input_ids"]) > 2 * limit
         assert max(span["end"] for span in expected) > limit, "spans past the first window must come back"
 
@@ -203,6 +203,34 @@ def test_the_label_endpoint_is_queued_and_batched(server):
     dependency = next(dep for dep in demo_config["dependencies"] if dep.get("api_name") == "label_spans")
     assert dependency["batch"] is True and dependency["max_batch_size"] == space_app.MAX_BATCH_SIZE
     assert dependency["queue"] is not False
+
+
+def test_two_label_batches_run_at_once(model_dir):
+    demo = space_app.build_demo(str(model_dir))
+    labelling = next(function for function in demo.fns.values() if function.api_name == "label_spans")
+    assert labelling.concurrency_limit == space_app.LABEL_CONCURRENCY > 1  # one long text does not hold every visitor
+
+
+def test_a_text_over_the_limit_gets_a_message_and_the_rest_of_the_batch_is_labelled(model_dir, reference):
+    labeler = space_app.SpanLabeler(space_app.load_model(str(model_dir)), limit=len(CORPUS[0]))
+    statuses, _, _, outputs = labeler([CORPUS[0], CORPUS[0] + "。"], [0.5, 0.5], ["flat", "flat"])
+    assert f"at most {len(CORPUS[0]):,} per request" in statuses[1] and outputs[1] == []
+    assert [(s["start"], s["end"]) for s in outputs[0]] == [(s["start"], s["end"]) for s in reference.predict(CORPUS[0], threshold=0.5, decoding="flat")]
+
+
+def test_the_limit_and_the_pinned_revision_come_from_the_environment(monkeypatch, model_dir):
+    from transformers import AutoModel
+
+    monkeypatch.setenv(space_app.MAX_CHARS_ENV, "1234")
+    assert space_app.max_chars() == 1234
+    monkeypatch.setenv(space_app.MAX_CHARS_ENV, "many")
+    assert space_app.max_chars() == space_app.DEFAULT_MAX_CHARS
+    seen = {}
+    original = AutoModel.from_pretrained
+    monkeypatch.setattr(AutoModel, "from_pretrained", lambda source, **options: seen.update(options) or original(source, **options))
+    monkeypatch.setenv(space_app.REVISION_ENV, "0123abcd")
+    assert space_app.load_model(str(model_dir)).model is not None
+    assert seen["revision"] == "0123abcd" and seen["trust_remote_code"] is True
 
 
 def test_examples_come_from_the_model_card(model_dir, server):
