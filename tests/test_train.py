@@ -111,6 +111,12 @@ def test_a_wall_clock_stop_is_reported_in_the_log_results_and_card(workspace, ca
     assert "stopped by its wall-clock cap" in (output_dir / "README.md").read_text()
 
 
+def same_weights(expected: torch.Tensor, actual: torch.Tensor) -> bool:
+    """Bit for bit on CPU. accelerate trains on CUDA when there is a GPU, where some kernels (scatter,
+    atomics in backward) are not deterministic: there the resumed run must agree to 1e-5."""
+    return torch.equal(expected, actual) if not torch.cuda.is_available() else torch.allclose(expected, actual, atol=1e-5, rtol=0)
+
+
 def test_resume_reaches_the_same_final_state(workspace):
     root, corpus, encoder = workspace
     common = ("--max_steps", "9", "--eval_every", "3", "--epochs", "5")
@@ -125,7 +131,7 @@ def test_resume_reaches_the_same_final_state(workspace):
     resumed = load_file(root / "resumed" / "checkpoint" / "model.safetensors")
     assert straight.keys() == resumed.keys()
     for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
+        assert same_weights(straight[name], resumed[name]), name
     assert json.loads((root / "straight" / "results.json").read_text())["test"] == json.loads((root / "resumed" / "results.json").read_text())["test"]
 
 
@@ -275,7 +281,7 @@ def test_a_kill_while_swapping_checkpoints_resumes_from_the_complete_copy_and_a_
     train.main(arguments(corpus, encoder, run, *common, "--resume"))
     assert not any((run / f"{name}{suffix}").exists() for name in ("checkpoint", "best") for suffix in (".partial", ".previous"))
     straight, resumed = load_file(tmp_path / "straight" / "checkpoint" / "model.safetensors"), load_file(run / "checkpoint" / "model.safetensors")
-    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+    assert all(same_weights(straight[name], resumed[name]) for name in straight)
     weights = next(path for path in (torn / "checkpoint").iterdir() if path.suffix in (".safetensors", ".bin"))
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(TornCheckpoint, match=r"checkpoint .*torn/checkpoint cannot be loaded .*delete that folder"):
