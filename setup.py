@@ -42,6 +42,6 @@ setup(
         "tests": TESTS + TRAIN + AUGMENT + SPACE,
         "all": TRAIN + AUGMENT + SPACE + TESTS,
     },
-    entry_points={"console_scripts": ["knowfree-build-encoder = knowfree.encoder:main", "knowfree-augment = augment.cli:console_main"]},
+    entry_points={"console_scripts": ["knowfree-build-encoder = knowfree.encoder:main", "knowfree-augment = augment.cli:console_main", "knowfree-predict = knowfree.predict_command:console_main"]},
     license="Apache-2.0",
 )
