@@ -1,24 +1,25 @@
 """KnowFREE: a biaffine span model with local span attention and extension labels.
 
-Reads top to bottom as the forward pass:
+Reads top to bottom as the forward pass, from the tensors `KnowFreeProcessor` makes
+(`processing_knowfree.py`: text -> windows -> character alignment -> tensors on the way in, band
+logits -> span candidates -> spans on the way out):
 
-1. character alignment: every character of the text gets one row of the span grid, whatever the
-   tokenizer does (one WordPiece per character, or SentencePiece pieces covering several);
-2. long-text windows: text longer than the encoder limit is cut into overlapping token windows;
-3. the span head: start/end projections (eq. 9), multi-head biaffine (eq. 10), local multi-head
+1. the span band: the (start, width) layout of the span grid and its mask;
+2. the span head: start/end projections (eq. 9), multi-head biaffine (eq. 10), local multi-head
    attention over neighbouring spans of the same start (eqs. 11-16), the label classifier (eq. 17);
-4. the loss (eqs. 18-20) and decoding (extension labels masked, flat or nested);
-5. `KnowFreeModel`, a `PreTrainedModel` with `predict`.
+3. the loss (eqs. 18-20);
+4. `KnowFreeModel`, a `PreTrainedModel`: encoder states gathered per character, the head and the loss
+   in `forward`; `predict` is processor -> forward -> processor.
 
 Span convention everywhere: character offsets, `end` exclusive. Inside the model, spans live in a
 band laid out as (start, width): grid cell [i, k] is the span of characters i..i+k (inclusive), so
 its end offset is i + k + 1. With `max_span_width` W the band holds L x W cells instead of L x L.
 
-This file depends only on torch, transformers and `configuration_knowfree.py`, so the Hub copy of
-the two files is all `AutoModel.from_pretrained(..., trust_remote_code=True)` needs.
+This file depends only on torch, transformers, `configuration_knowfree.py` and
+`processing_knowfree.py`; `save_pretrained` copies all three, which is everything
+`AutoModel.from_pretrained(..., trust_remote_code=True)` needs.
 """
 
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,278 +32,17 @@ from transformers.utils import ModelOutput
 
 try:
     from .configuration_knowfree import KnowFreeConfig
+    from .processing_knowfree import HUB_OPTIONS, PIECE_POSITION_BUCKETS, KnowFreeProcessor, SpanCandidate, band_width
 except ImportError:
     from configuration_knowfree import KnowFreeConfig
+    from processing_knowfree import HUB_OPTIONS, PIECE_POSITION_BUCKETS, KnowFreeProcessor, SpanCandidate, band_width
 
 
 # ---------------------------------------------------------------------------------------------------
-# 1. Character alignment
+# 1. The span band
 # ---------------------------------------------------------------------------------------------------
-
-PIECE_POSITION_BUCKETS = 8
-"""Characters 0..6 of a piece get their own position bucket, later ones share bucket 6; bucket 7 marks
-a character that no token covers."""
-UNCOVERED = PIECE_POSITION_BUCKETS - 1
-
-
-def align_characters(
-    text_length: int, token_offsets: list[tuple[int, int]]
-) -> tuple[list[int], list[int], list[int]]:
-    """Map every character to the token whose hidden state represents it.
-
-    The alignment rule:
-    - a character belongs to the last token whose offset range [start, end) contains it (special
-      tokens have empty ranges and own nothing; a SentencePiece "▁" piece that the tokenizer maps
-      onto the first character yields it to the real piece that follows);
-    - a character no token covers (whitespace the tokenizer dropped) borrows the next covered
-      token to its right, or the last one to its left at the end of the text;
-    - since several characters may share a token ("中国" is one SentencePiece piece), each character
-      also gets its position counted from the first and from the last character its token owns;
-      uncovered characters get the bucket `UNCOVERED` in both.
-
-    Returns three lists of length `text_length`: token index, position from the piece start and
-    position from the piece end (both clipped to the buckets).
-    """
-    owner = [-1] * text_length
-    for token_index, (start, end) in enumerate(token_offsets):
-        for char in range(max(start, 0), min(end, text_length)):
-            owner[char] = token_index
-    first_owned: dict[int, int] = {}
-    last_owned: dict[int, int] = {}
-    for char, token_index in enumerate(owner):
-        if token_index >= 0:
-            first_owned.setdefault(token_index, char)
-            last_owned[token_index] = char
-    token_of_char = list(owner)
-    next_covered = -1
-    for char in range(text_length - 1, -1, -1):
-        if owner[char] >= 0:
-            next_covered = owner[char]
-        else:
-            token_of_char[char] = next_covered
-    previous_covered = -1
-    for char in range(text_length):
-        if owner[char] >= 0:
-            previous_covered = owner[char]
-        elif token_of_char[char] < 0:
-            token_of_char[char] = previous_covered
-    if text_length and token_of_char[0] < 0:
-        raise ValueError("the tokenizer produced no token covering any character of the text")
-    from_start, from_end = [], []
-    for char, token_index in enumerate(owner):
-        if token_index < 0:
-            from_start.append(UNCOVERED)
-            from_end.append(UNCOVERED)
-        else:
-            from_start.append(min(char - first_owned[token_index], UNCOVERED - 1))
-            from_end.append(min(last_owned[token_index] - char, UNCOVERED - 1))
-    return token_of_char, from_start, from_end
-
-
-# ---------------------------------------------------------------------------------------------------
-# 2. Long-text windows
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TextWindow:
-    """A piece of a text that fits the encoder.
-
-    `char_start`/`char_end` locate the window in the full text; `token_ids` exclude special tokens;
-    `token_offsets` are relative to the window; spans starting in [own_start, own_end) (full-text
-    offsets) are the ones this window reports, so overlapping windows never report a span twice.
-    """
-
-    text_index: int
-    text: str
-    char_start: int
-    char_end: int
-    own_start: int
-    own_end: int
-    token_ids: list[int]
-    token_offsets: list[tuple[int, int]]
-
-
-def split_into_windows(
-    text: str,
-    text_index: int,
-    tokenizer: PreTrainedTokenizerBase,
-    max_tokens: int,
-    overlap_tokens: int,
-) -> list[TextWindow]:
-    """Cut `text` into windows of at most `max_tokens` tokens (special tokens excluded).
-
-    The text is tokenized once; windows are slices of that tokenization, so no window is
-    re-tokenized differently from the whole. Consecutive windows share `overlap_tokens` tokens and
-    the boundary of ownership sits in the middle of the shared part, so a span shorter than half the
-    overlap is always seen whole by the window that owns its start.
-    """
-    if not text:
-        return []
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    token_ids, offsets = encoding["input_ids"], [tuple(pair) for pair in encoding["offset_mapping"]]
-    if len(token_ids) <= max_tokens:
-        return [TextWindow(text_index, text, 0, len(text), 0, len(text), token_ids, offsets)]
-    if not 0 <= overlap_tokens < max_tokens:
-        raise ValueError(f"overlap_tokens must be in [0, {max_tokens}), got {overlap_tokens}")
-    stride = max_tokens - overlap_tokens
-    token_starts = list(range(0, len(token_ids) - overlap_tokens, stride))
-    bounds = []
-    for first in token_starts:
-        last = min(first + max_tokens, len(token_ids))
-        char_start = 0 if first == 0 else offsets[first][0]
-        char_end = len(text) if last == len(token_ids) else offsets[last][0]
-        bounds.append((first, last, char_start, char_end))
-        if last == len(token_ids):
-            break
-    windows = []
-    for position, (first, last, char_start, char_end) in enumerate(bounds):
-        own_start = 0 if position == 0 else windows[-1].own_end
-        if position + 1 < len(bounds):
-            own_end = (bounds[position + 1][2] + char_end) // 2
-        else:
-            own_end = len(text)
-        window_offsets = [(start - char_start, end - char_start) for start, end in offsets[first:last]]
-        windows.append(
-            TextWindow(
-                text_index=text_index,
-                text=text[char_start:char_end],
-                char_start=char_start,
-                char_end=char_end,
-                own_start=own_start,
-                own_end=own_end,
-                token_ids=token_ids[first:last],
-                token_offsets=window_offsets,
-            )
-        )
-    return windows
-
-
-def spans_in_windows(windows: list[TextWindow], spans_per_text: list[list[tuple]]) -> list[list[tuple]]:
-    """The (start, end, label) spans lying wholly inside each window, shifted to window offsets.
-
-    Training uses it so that long texts are learnt window by window. A span that fits in no window
-    could never be learnt, so it is an error rather than a silent loss.
-    """
-    placed: list[set] = [set() for _ in spans_per_text]
-    per_window = []
-    for window in windows:
-        inside = []
-        for span in spans_per_text[window.text_index]:
-            start, end = span[0], span[1]
-            if window.char_start <= start and end <= window.char_end:
-                inside.append((start - window.char_start, end - window.char_start, *span[2:]))
-                placed[window.text_index].add(span)
-        per_window.append(inside)
-    for text_index, spans in enumerate(spans_per_text):
-        missing = set(spans) - placed[text_index]
-        if missing:
-            raise ValueError(f"spans {sorted(missing)} of text {text_index} fit in no encoder window")
-    return per_window
-
-
-def max_window_tokens(tokenizer: PreTrainedTokenizerBase, max_positions: int) -> int:
-    """Text tokens that fit an encoder of `max_positions` once the tokenizer's special tokens are added."""
-    limits = [max_positions]
-    if tokenizer.model_max_length < 1_000_000:
-        limits.append(tokenizer.model_max_length)
-    prefix, suffix = special_token_frame(tokenizer)
-    return min(limits) - len(prefix) - len(suffix)
-
-
-def text_windows(
-    texts: list[str], tokenizer: PreTrainedTokenizerBase, config: KnowFreeConfig, max_tokens: int | None = None
-) -> list[TextWindow]:
-    """All encoder windows of `texts`; the overlap is twice the widest span the model can emit."""
-    max_tokens = max_tokens or max_window_tokens(tokenizer, getattr(config.encoder_config, "max_position_embeddings", 512))
-    overlap_tokens = min(max_tokens // 2, 2 * (config.max_span_width or 64))
-    windows: list[TextWindow] = []
-    for text_index, text in enumerate(texts):
-        windows.extend(split_into_windows(text, text_index, tokenizer, max_tokens, overlap_tokens))
-    return windows
-
-
-def pad_windows(windows: list[TextWindow], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
-    """Frame each window's tokens with the tokenizer's special tokens and pad: `input_ids`, `attention_mask`."""
-    prefix, suffix = special_token_frame(tokenizer)
-    rows = [prefix + window.token_ids + suffix for window in windows]
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(rows), max(len(row) for row in rows)), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros_like(input_ids)
-    for index, row in enumerate(rows):
-        input_ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
-        attention_mask[index, : len(row)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
-
-
-def collate_windows(windows: list[TextWindow], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
-    """Pad a batch of windows into the tensors `KnowFreeModel.forward` takes."""
-    prefix_length = len(special_token_frame(tokenizer)[0])
-    batch_size = len(windows)
-    max_chars = max(1, max(len(window.text) for window in windows))
-    char_token_index = torch.zeros((batch_size, max_chars), dtype=torch.long)
-    char_piece_start = torch.zeros((batch_size, max_chars), dtype=torch.long)
-    char_piece_end = torch.zeros((batch_size, max_chars), dtype=torch.long)
-    char_ids = torch.zeros((batch_size, max_chars), dtype=torch.long)
-    char_mask = torch.zeros((batch_size, max_chars), dtype=torch.bool)
-    for row, window in enumerate(windows):
-        offsets = [(0, 0)] * prefix_length + window.token_offsets
-        token_of_char, from_start, from_end = align_characters(len(window.text), offsets)
-        length = len(token_of_char)
-        if length:
-            char_token_index[row, :length] = torch.tensor(token_of_char, dtype=torch.long)
-            char_piece_start[row, :length] = torch.tensor(from_start, dtype=torch.long)
-            char_piece_end[row, :length] = torch.tensor(from_end, dtype=torch.long)
-            char_ids[row, :length] = torch.tensor(character_ids(window.text, tokenizer), dtype=torch.long)
-            char_mask[row, :length] = True
-    return {
-        **pad_windows(windows, tokenizer),
-        "char_token_index": char_token_index,
-        "char_piece_start": char_piece_start,
-        "char_piece_end": char_piece_end,
-        "char_ids": char_ids,
-        "char_mask": char_mask,
-    }
-
-
-def character_ids(text: str, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Each character's own vocabulary id (the unknown id where the vocabulary has no such piece).
-
-    A SentencePiece vocabulary merges characters into pieces (e5 reads 的女人 as one piece), so the
-    token state alone cannot tell a span starting at 女 from one starting at 的; the character's own
-    embedding can (`KnowFreeConfig.character_embeddings`)."""
-    unknown = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
-    ids = tokenizer.convert_tokens_to_ids(list(text))
-    # full-width punctuation (，！) is in the vocabulary as its NFKC form (, !), as the tokenizer reads it
-    normalized = tokenizer.convert_tokens_to_ids([unicodedata.normalize("NFKC", char) for char in text])
-    return [
-        normal if index in (None, unknown) and normal is not None else (unknown if index is None else index)
-        for index, normal in zip(ids, normalized)
-    ]
-
-
-def special_token_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
-    """The special token ids the tokenizer puts before and after a text ([CLS] ... [SEP], <s> ... </s>).
-
-    Found by encoding a probe text with and without special tokens, so it works for any tokenizer
-    without relying on tokenizer-class specific helpers.
-    """
-    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
-    framed = tokenizer("a", add_special_tokens=True)["input_ids"]
-    for prefix_length in range(len(framed) - len(bare) + 1):
-        if framed[prefix_length : prefix_length + len(bare)] == bare:
-            return framed[:prefix_length], framed[prefix_length + len(bare) :]
-    raise ValueError(f"cannot locate the text inside the special tokens of {type(tokenizer).__name__}")
-
-
-# ---------------------------------------------------------------------------------------------------
-# 3. The span head
-# ---------------------------------------------------------------------------------------------------
-
-
-def band_width(length: int, max_span_width: int | None) -> int:
-    """Number of width slots the (start, width) band needs for `length` characters."""
-    return max(1, length if max_span_width is None else min(max_span_width, length))
+# The band of a text of L characters has L rows (start i) of W cells (width k), W = `band_width(L,
+# max_span_width)` from the processor, which sizes the label grid with the same function.
 
 
 def band_cell_count(length: int, max_span_width: int | None) -> int:
@@ -333,6 +73,11 @@ def gather_band_rows(features: torch.Tensor, width: int, rows: tuple[torch.Tenso
     first = batch_index * (length + width - 1) + position_index
     cells = first[:, None] + torch.arange(width, device=features.device)
     return padded.index_select(0, cells.reshape(-1)).view(len(first), width, size)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. The span head
+# ---------------------------------------------------------------------------------------------------
 
 
 class KnowFreeMultiHeadBiaffine(nn.Module):
@@ -377,15 +122,31 @@ class KnowFreeMultiHeadBiaffine(nn.Module):
 class KnowFreeLocalAttention(nn.Module):
     """Local multi-head attention over the span band (eqs. 11-15).
 
-    Span (i, j) attends to the spans (i, j') of its own start row with |j - j'| <= w, skipping
-    cells outside the text. In the (start, width) layout those are the cells (i, k') with
-    |k - k'| <= w. A row of at most `BLOCK` + 2w cells is one block whose queries are scored against
+    Over the (start, end) grid, for span (i, j) with biaffine features h(i, j) = H_B[i, j], K heads:
+
+        N(i, j)      = {(i, j') : |j - j'| <= w, i <= j' < L}     same start, end at most w away
+        q_m, k_m, v_m = h W_q^m, h W_k^m, h W_v^m                   head m, D~/K wide each
+        a_m(j, j')   = softmax over j' in N(i, j) of q_m(i, j) . k_m(i, j') / sqrt(D~/K)
+        o_m(i, j)    = sum over j' in N(i, j) of a_m(j, j') v_m(i, j')
+        H_attn[i, j] = LayerNorm([o_1(i, j); ...; o_K(i, j)])
+
+    `reference_span_logits` in `knowfree/reference_head.py` computes these lines literally over the
+    full L x L grid; tests/test_modeling.py checks that this class agrees with it within 1e-5.
+
+    In the band, the neighbours of cell (i, k) are the cells (i, k') with |k - k'| <= w that are
+    spans of the text. The band edge: with `max_span_width` W the band stops at k = W - 1, so a span
+    wider than W - w characters (k + w >= W) lacks its neighbours k' >= W and attends over the ones
+    that remain; its output differs from the full grid's, which is why the tests compare only the
+    cells with k + w < W. Spans of at most W - w characters, and every span when there is no width
+    limit (W = L), see exactly the neighbours of the equations.
+
+    Computation: a row of at most `BLOCK` + 2w cells is one block whose queries are scored against
     the whole row. A wider row is cut into blocks of about `BLOCK` cells, and the queries of a block
     are scored against the keys of that block widened by w on each side. A mask keeps exactly the
     |k - k'| <= w neighbours that are spans; every score matrix is at most block x (block + 2w), so
     no L x L attention matrix exists and the cost grows linearly with W. All blocks go through one
     fused `scaled_dot_product_attention` call on strided views of the q/k/v projection.
-    Input (..., W, D~) and the band mask (..., W); output (..., W, D~), LayerNorm(concat of heads).
+    Input (..., W, D~) and the band mask (..., W); output (..., W, D~).
     """
 
     BLOCK = 16
@@ -532,39 +293,8 @@ class KnowFreeSpanHead(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------
-# 4. Loss and decoding
+# 3. The loss
 # ---------------------------------------------------------------------------------------------------
-
-
-def extension_label_weight(target_label_counts: list[int], extension_label_count: int) -> float:
-    """alpha_i = 0.5 * C_hat / C_i (appendix G, eq. 20), capped at 1.
-
-    C_hat is the mean count of the target labels, C_i the count of extension label i; frequent
-    extension labels (POS tags, words) get small weights so they do not drown the targets.
-    """
-    if extension_label_count <= 0:
-        raise ValueError("an extension label with no occurrences has no weight")
-    mean_target = sum(target_label_counts) / len(target_label_counts) if target_label_counts else 0.0
-    return min(1.0, 0.5 * mean_target / extension_label_count)
-
-
-def span_label_grid(
-    spans: list[list[tuple[int, int, int]]], length: int, width: int, num_labels: int
-) -> torch.Tensor:
-    """Multi-hot targets in the band layout: per row, spans as (start, end exclusive, label index).
-
-    Returns (B, length, width, num_labels). A span wider than the band cannot be learnt, so it is an
-    error here; callers choose `max_span_width` from their data.
-    """
-    grid = torch.zeros((len(spans), length, width, num_labels))
-    for row, row_spans in enumerate(spans):
-        for start, end, label in row_spans:
-            if not 0 <= start < end <= length:
-                raise ValueError(f"row {row}: span ({start}, {end}) outside 0..{length}")
-            if end - start > width:
-                raise ValueError(f"row {row}: span ({start}, {end}) is wider than the band width {width}")
-            grid[row, start, end - start - 1, label] = 1.0
-    return grid
 
 
 def span_loss(
@@ -589,48 +319,8 @@ def span_loss(
     weighted = terms * weights * span_mask[..., None]
     return weighted.sum() / span_mask.sum().clamp(min=1)
 
-
-@dataclass
-class SpanCandidate:
-    """A scored span in full-text character offsets."""
-
-    start: int
-    end: int
-    label: int
-    score: float
-
-
-def spans_above(candidates: list[SpanCandidate], thresholds: list[float]) -> list[SpanCandidate]:
-    """The candidates whose score reaches the threshold of their label (`thresholds[label index]`)."""
-    return [candidate for candidate in candidates if candidate.score >= thresholds[candidate.label]]
-
-
-def decode_spans(candidates: list[SpanCandidate], nested: bool) -> list[SpanCandidate]:
-    """Greedy decoding by descending score.
-
-    Flat: keep a span only if it overlaps no kept span. Nested: keep it unless it crosses a kept
-    span (partial overlap) or repeats a kept span's offsets; nesting is allowed.
-    """
-    kept: list[SpanCandidate] = []
-    for candidate in sorted(candidates, key=lambda span: (-span.score, span.start, span.end)):
-        conflict = False
-        for other in kept:
-            overlap = candidate.start < other.end and other.start < candidate.end
-            if not overlap:
-                continue
-            inside = other.start <= candidate.start and candidate.end <= other.end
-            outside = candidate.start <= other.start and other.end <= candidate.end
-            same = (candidate.start, candidate.end) == (other.start, other.end)
-            if not nested or same or not (inside or outside):
-                conflict = True
-                break
-        if not conflict:
-            kept.append(candidate)
-    return sorted(kept, key=lambda span: (span.start, -span.end))
-
-
 # ---------------------------------------------------------------------------------------------------
-# 5. The model
+# 4. The model
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -656,7 +346,7 @@ the gradient of the overwhelmingly negative cells."""
 
 class KnowFreePreTrainedModel(PreTrainedModel):
     config_class = KnowFreeConfig
-    base_model_prefix = "knowfree"
+    base_model_prefix = "encoder"
     supports_gradient_checkpointing = False
 
     @torch.no_grad()
@@ -674,7 +364,11 @@ class KnowFreePreTrainedModel(PreTrainedModel):
 
 class KnowFreeModel(KnowFreePreTrainedModel):
     """Encoder + KnowFREE span head. `predict` returns character spans; extension labels are trained
-    (they have output channels and loss terms) but never predicted."""
+    (they have output channels and loss terms) but never predicted.
+
+    `processor` (a `KnowFreeProcessor`, saved and loaded with the weights) turns text into `forward`'s
+    inputs and band logits back into spans; it is None when no tokenizer was saved beside the weights.
+    """
 
     def __init__(self, config: KnowFreeConfig):
         super().__init__(config)
@@ -687,8 +381,17 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         self.character_projection = CharacterProjection(hidden_size, hidden_size, bias=False) if config.character_embeddings else None
         self.dropout = nn.Dropout(config.dropout)
         self.span_head = KnowFreeSpanHead(config, hidden_size)
-        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.processor: KnowFreeProcessor | None = None
         self.post_init()
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase | None:
+        """The processor's tokenizer; setting it builds the processor around it and this config."""
+        return None if self.processor is None else self.processor.tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: PreTrainedTokenizerBase | None) -> None:
+        self.processor = None if tokenizer is None else KnowFreeProcessor(tokenizer, self.config)
 
     # -- building and saving -------------------------------------------------------------------------
 
@@ -711,27 +414,28 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         model = cls(config)
         encoder_state = {key: value for key, value in encoder_model.state_dict().items() if not key.startswith("pooler.")}
         model.encoder.load_state_dict(encoder_state)
-        model.tokenizer = AutoTokenizer.from_pretrained(encoder)
+        model.processor = KnowFreeProcessor(AutoTokenizer.from_pretrained(encoder), model.config)
         return model
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args, **kwargs) -> "KnowFreeModel":
-        """Load weights and config, plus the tokenizer saved beside them when there is one."""
+        """Load weights and config, plus the processor when a tokenizer was saved beside them."""
         loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model = loaded[0] if kwargs.get("output_loading_info") else loaded
-        hub_options = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-        tokenizer_kwargs = {key: kwargs[key] for key in hub_options if key in kwargs}
+        hub_kwargs = {key: kwargs[key] for key in HUB_OPTIONS if key in kwargs}
         try:
-            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, config=model.config, **tokenizer_kwargs)
+            model.processor = KnowFreeProcessor.from_pretrained(pretrained_model_name_or_path, config=model.config, **hub_kwargs)
         except (OSError, ValueError):
-            model.tokenizer = None
+            model.processor = None
         return loaded
 
     def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
-        """Save weights, config and remote code, and the tokenizer so `predict` works after loading."""
+        """Save the processor (tokenizer), then weights, config and remote code (this file, the config
+        file and the processor file), so `predict` works after loading. The model's own save comes
+        last, so its config.json is the one kept."""
+        if self.processor is not None:
+            self.processor.save_pretrained(save_directory)
         super().save_pretrained(save_directory, *args, **kwargs)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(save_directory)
 
     @torch.no_grad()
     def initialize_label_priors(self, text_lengths: list[int], spans: list[tuple[int, str]]) -> None:
@@ -801,7 +505,7 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         char_states = char_states + self.piece_start_embedding(char_piece_start) + self.piece_end_embedding(char_piece_end)
         if self.character_projection is not None:
             if char_ids is None:
-                raise ValueError("this model reads each character's own embedding: pass char_ids (collate_windows makes them)")
+                raise ValueError("this model reads each character's own embedding: pass char_ids (KnowFreeProcessor.encode makes them)")
             char_states = char_states + self.character_projection(self.encoder.get_input_embeddings()(char_ids))
         return self.dropout(char_states)
 
@@ -816,11 +520,24 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         span_labels: torch.Tensor | None = None,
         synthetic: torch.Tensor | None = None,
         char_ids: torch.Tensor | None = None,
-        **kwargs,
     ) -> KnowFreeOutput:
-        """Span logits for every band cell; with `span_labels` (B, L, W, N) also the weighted loss.
+        """Span logits for every band cell; with `span_labels` also the weighted loss.
 
-        `synthetic` (B,) marks rows whose loss is scaled by beta (`config.synthetic_weight`).
+        The inputs are what `KnowFreeProcessor.encode` (prediction) or `training_batch` (training)
+        makes; B windows of at most T tokens and L characters:
+        - `input_ids`, `attention_mask` (B, T): the windows' tokens inside the tokenizer's special
+          tokens, padded;
+        - `char_token_index` (B, L): for each character, the token whose hidden state represents it;
+        - `char_piece_start`, `char_piece_end` (B, L): the character's position counted from the first
+          and from the last character of that token, in `PIECE_POSITION_BUCKETS` buckets (the last one
+          for characters no token covers);
+        - `char_mask` (B, L): True on real characters, False on padding;
+        - `span_labels` (B, L, W, N): multi-hot targets in the band, target then extension labels;
+        - `synthetic` (B,): rows whose loss is scaled by beta (`config.synthetic_weight`);
+        - `char_ids` (B, L): each character's own vocabulary id, needed with `config.character_embeddings`.
+
+        There is no catch-all keyword: a misspelled argument (`span_label=`) is a TypeError, not a
+        batch silently trained without a loss.
         """
         char_states = self.encode_characters(input_ids, attention_mask, char_token_index, char_piece_start, char_piece_end, char_ids)
         span_logits, span_mask = self.span_head(char_states, char_mask)
@@ -834,7 +551,7 @@ class KnowFreeModel(KnowFreePreTrainedModel):
             loss = span_loss(span_logits, span_labels, span_mask, self.label_weights().to(span_logits.dtype), row_weights, self.config.negative_weight)
         return KnowFreeOutput(loss=loss, span_logits=span_logits, span_mask=span_mask)
 
-    # -- prediction ----------------------------------------------------------------------------------
+    # -- prediction: processor -> forward -> processor --------------------------------------------------
 
     @torch.inference_mode()
     def predict(
@@ -854,26 +571,11 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         """
         single = isinstance(texts, str)
         batch_texts = [texts] if single else texts
-        decoding = decoding or self.config.decoding
-        if decoding not in ("flat", "nested"):
-            raise ValueError(f"decoding must be 'flat' or 'nested', got {decoding!r}")
-        thresholds = self.config.target_thresholds() if threshold is None else [threshold] * len(self.config.target_labels)
+        processor = self.require_processor()
+        nested = processor.is_nested(decoding)
+        thresholds = processor.label_thresholds(threshold)
         candidates = self.span_candidates(batch_texts, batch_size, min(thresholds, default=1.0), max_tokens)
-        results = []
-        for text, text_candidates in zip(batch_texts, candidates):
-            kept = decode_spans(spans_above(text_candidates, thresholds), nested=decoding == "nested")
-            results.append(
-                [
-                    {
-                        "start": span.start,
-                        "end": span.end,
-                        "label": self.config.target_labels[span.label],
-                        "score": span.score,
-                        "text": text[span.start : span.end],
-                    }
-                    for span in kept
-                ]
-            )
+        results = processor.post_process(batch_texts, candidates, thresholds, nested)
         return results[0] if single else results
 
     @torch.inference_mode()
@@ -885,48 +587,26 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         `predict` filters these by the label thresholds and decodes them; threshold calibration scores
         the same candidates once and then tries many thresholds without running the model again.
         """
-        if not isinstance(texts, (list, tuple)) or not all(isinstance(text, str) for text in texts):
-            raise TypeError("predict() takes a string or a list of strings")
-        if self.tokenizer is None:
-            raise ValueError("this model has no tokenizer: set model.tokenizer or save one beside the weights")
+        processor = self.require_processor()
         was_training = self.training
         self.eval()
         try:
-            windows = text_windows(list(texts), self.tokenizer, self.config, max_tokens)
-            return self._candidates(windows, len(texts), batch_size, min_score)
+            windows = processor.windows(texts, max_tokens)
+            candidates: list[list[SpanCandidate]] = [[] for _ in texts]
+            for batch in processor.batches(windows, batch_size):
+                inputs = {key: value.to(self.device) for key, value in processor.encode(batch).items()}
+                output = self(**inputs)
+                for window, found in zip(batch, processor.window_candidates(output.span_logits, output.span_mask, batch, min_score)):
+                    candidates[window.text_index].extend(found)
+            return candidates
         finally:
             self.train(was_training)
 
-    def _candidates(
-        self, windows: list[TextWindow], num_texts: int, batch_size: int, threshold: float
-    ) -> list[list[SpanCandidate]]:
-        """Best target label per band cell above the threshold, in full-text offsets, per text.
-
-        Extension channels are sliced off before scoring, so they can never be predicted. Windows are
-        batched in order of token count, which is what the encoder pads to (sorting by characters
-        padded the Weibo test to 13% more tokens); the head computes only the rows of real
-        characters, so uneven character counts in a batch cost it little.
-        """
-        candidates: list[list[SpanCandidate]] = [[] for _ in range(num_texts)]
-        num_targets = len(self.config.target_labels)
-        order = sorted(range(len(windows)), key=lambda index: (len(windows[index].token_ids), len(windows[index].text)))
-        for batch_start in range(0, len(order), batch_size):
-            batch_windows = [windows[index] for index in order[batch_start : batch_start + batch_size]]
-            features = {key: value.to(self.device) for key, value in collate_windows(batch_windows, self.tokenizer).items()}
-            output = self(**features)
-            scores, labels = output.span_logits[..., :num_targets].sigmoid().max(-1)
-            selected = (scores >= threshold) & output.span_mask
-            rows, starts, widths = selected.nonzero(as_tuple=True)
-            chosen_scores = scores[rows, starts, widths].tolist()
-            chosen_labels = labels[rows, starts, widths].tolist()
-            for row, start, width, score, label in zip(rows.tolist(), starts.tolist(), widths.tolist(), chosen_scores, chosen_labels):
-                window = batch_windows[row]
-                absolute_start = window.char_start + start
-                if window.own_start <= absolute_start < window.own_end:
-                    candidates[window.text_index].append(
-                        SpanCandidate(absolute_start, absolute_start + width + 1, label, score)
-                    )
-        return candidates
+    def require_processor(self) -> KnowFreeProcessor:
+        """The processor, or a clear error when the model was loaded without a tokenizer."""
+        if self.processor is None:
+            raise ValueError("this model has no tokenizer: set model.tokenizer or save one beside the weights")
+        return self.processor
 
 
 KnowFreeConfig.register_for_auto_class()

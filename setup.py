@@ -31,7 +31,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    py_modules=["configuration_knowfree", "modeling_knowfree"],
+    py_modules=["configuration_knowfree", "modeling_knowfree", "processing_knowfree", "pipeline_knowfree"],
     packages=find_packages(include=["knowfree", "knowfree.*", "augment", "augment.*"]),
     include_package_data=True,
     install_requires=CORE,

@@ -41,7 +41,8 @@ from transformers import BertConfig  # noqa: E402
 
 from configuration_knowfree import KnowFreeConfig  # noqa: E402
 from knowfree.reference_head import band_to_grid, reference_span_logits  # noqa: E402
-from modeling_knowfree import KnowFreeSpanHead, band_width  # noqa: E402
+from modeling_knowfree import KnowFreeSpanHead  # noqa: E402
+from processing_knowfree import band_width  # noqa: E402
 
 INPUT_SIZE = 384
 PROJECTION_SIZE = 200

@@ -6,7 +6,7 @@ already good (Weibo K = 250 at the fixed 0.5: precision 0.69, recall 0.37). The 
 decision, not a model parameter, so it is chosen where the checkpoint is chosen: on dev.
 
 The model scores the dev set once (every candidate down to the lowest threshold tried); each trial
-threshold then only filters and decodes those candidates, with the model's own `spans_above` and
+threshold then only filters and decodes those candidates, with the processor's own `spans_above` and
 `decode_spans`, and scores them with the one span metric.
 """
 
@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from knowfree.evaluation import score_spans
-from modeling_knowfree import KnowFreeModel, SpanCandidate, decode_spans, spans_above
+from modeling_knowfree import KnowFreeModel
+from processing_knowfree import SpanCandidate, decode_spans, spans_above
 
 THRESHOLD_GRID = tuple(round(0.05 * step, 2) for step in range(1, 20))
 """Thresholds tried: 0.05, 0.10, ..., 0.95."""

@@ -1,8 +1,9 @@
 """The baseline KnowFREE is compared against: `AutoModelForTokenClassification` with BIO tags.
 
 Users who need Chinese NER without KnowFREE fine-tune a token classifier with BIO tags. To compare
-fairly, this baseline reads the same rows (character spans, end exclusive), cuts long text into the same
-windows (`split_into_windows`), and `predict_token_spans` returns character spans in the shape of
+fairly, this baseline reads the same rows (character spans, end exclusive), cuts long text into windows
+by KnowFREE's processor rules (`text_windows`, the overlap of a model without a span width limit, since
+BIO spans have none), and `predict_token_spans` returns character spans in the shape of
 `KnowFreeModel.predict`, so one span metric scores both models.
 
 BIO over tokens cannot express everything a set of character spans can. What it loses is counted, not
@@ -33,24 +34,15 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from modeling_knowfree import (
-    UNCOVERED,
-    TextWindow,
-    align_characters,
-    max_window_tokens,
-    pad_windows,
-    spans_in_windows,
-    special_token_frame,
-    split_into_windows,
-)
+from processing_knowfree import UNCOVERED, TextWindow, TokenFrame, align_characters, spans_in_windows, text_windows
 
 IGNORE_INDEX = -100
 """The label `torch.nn.CrossEntropyLoss` (and so every `*ForTokenClassification`) skips."""
 MAX_POSITIONS = 512
 """Longest input (special tokens included) of the BERT/XLM-R encoders used here."""
-OVERLAP_TOKENS = 128
-"""Tokens shared by consecutive windows: what KnowFREE's `text_windows` uses with the default
-`max_span_width=None` (2 x 64), so both models see the same windows."""
+BIO_SPAN_WIDTH_LIMIT = None
+"""BIO tags hold spans of any width, so the windows overlap as those of a KnowFREE model without
+`max_span_width` (`processing_knowfree.window_overlap`)."""
 
 TokenRange = tuple[int, int] | None
 """The characters [start, end) a token stands for, or None when it stands for none."""
@@ -218,23 +210,18 @@ def _finished(span: dict) -> dict:
 
 def window_token_limit(tokenizer: PreTrainedTokenizerBase, max_positions: int = MAX_POSITIONS) -> int:
     """Text tokens per window: the encoder limit (at most 512) minus the tokenizer's special tokens."""
-    return max_window_tokens(tokenizer, min(max_positions, MAX_POSITIONS))
-
-
-def windows_of(text: str, text_index: int, tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> list[TextWindow]:
-    """KnowFREE's windows of one text, with its overlap (halved for windows too small to hold it)."""
-    return split_into_windows(text, text_index, tokenizer, max_tokens, min(max_tokens // 2, OVERLAP_TOKENS))
+    return TokenFrame.of(tokenizer).window_tokens(min(max_positions, MAX_POSITIONS))
 
 
 def batch_windows(
-    windows: Sequence[TextWindow], tokenizer: PreTrainedTokenizerBase, tag_rows: Sequence[list[int]] | None = None
+    windows: Sequence[TextWindow], frame: TokenFrame, tag_rows: Sequence[list[int]] | None = None
 ) -> dict[str, torch.Tensor]:
-    """Pad windows into `input_ids`/`attention_mask` (and `labels` when `tag_rows` are given,
-    `IGNORE_INDEX` on special and padding tokens)."""
-    batch = pad_windows(list(windows), tokenizer)
+    """Pad windows inside the tokenizer's special tokens into `input_ids`/`attention_mask` (and
+    `labels` when `tag_rows` are given, `IGNORE_INDEX` on special and padding tokens)."""
+    batch = frame.pad(windows)
     if tag_rows is None:
         return batch
-    prefix_length = len(special_token_frame(tokenizer)[0])
+    prefix_length = len(frame.prefix)
     labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
     for row, (window, tags) in enumerate(zip(windows, tag_rows)):
         if window.token_ids:
@@ -253,17 +240,14 @@ class TokenClassificationCollator:
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, labels: Sequence[str], max_tokens: int | None = None):
         self.tokenizer = tokenizer
+        self.frame = TokenFrame.of(tokenizer)
         self.tags = bio_labels(labels)
         self.tag_to_id = {tag: index for index, tag in enumerate(self.tags)}
-        self.max_tokens = max_tokens or window_token_limit(tokenizer)
+        self.max_tokens = max_tokens or self.frame.window_tokens(MAX_POSITIONS)
 
     def examples(self, rows: Sequence[Mapping]) -> list[tuple[TextWindow, list[int], SpanLoss]]:
         """Every window of every row with its token tags and what tagging it lost."""
-        windows = [
-            window
-            for text_index, row in enumerate(rows)
-            for window in windows_of(row["text"], text_index, self.tokenizer, self.max_tokens)
-        ]
+        windows = text_windows([row["text"] for row in rows], self.tokenizer, self.max_tokens, BIO_SPAN_WIDTH_LIMIT)
         spans = [[(entity["start"], entity["end"], entity["label"]) for entity in row.get("entities") or []] for row in rows]
         examples = []
         for window, inside in zip(windows, spans_in_windows(windows, spans)):
@@ -276,7 +260,7 @@ class TokenClassificationCollator:
         examples = self.examples(rows)
         if not examples:
             raise ValueError("a batch of empty texts has nothing to train on")
-        return batch_windows([window for window, _, _ in examples], self.tokenizer, [tags for _, tags, _ in examples])
+        return batch_windows([window for window, _, _ in examples], self.frame, [tags for _, tags, _ in examples])
 
 
 def alignment_report(
@@ -316,11 +300,10 @@ def predict_token_spans(
     if not isinstance(batch_texts, (list, tuple)) or not all(isinstance(text, str) for text in batch_texts):
         raise TypeError("predict_token_spans() takes a string or a list of strings")
     tags = [model.config.id2label[index] for index in range(model.config.num_labels)]
+    frame = TokenFrame.of(tokenizer)
     max_tokens = max_tokens or window_token_limit(tokenizer, getattr(model.config, "max_position_embeddings", MAX_POSITIONS))
-    prefix_length = len(special_token_frame(tokenizer)[0])
-    windows = [
-        window for text_index, text in enumerate(batch_texts) for window in windows_of(text, text_index, tokenizer, max_tokens)
-    ]
+    prefix_length = len(frame.prefix)
+    windows = text_windows(batch_texts, tokenizer, max_tokens, BIO_SPAN_WIDTH_LIMIT)
     window_spans: list[list[dict]] = [[] for _ in windows]
     order = sorted(range(len(windows)), key=lambda index: len(windows[index].token_ids))
     was_training = model.training
@@ -328,7 +311,7 @@ def predict_token_spans(
     try:
         for batch_start in range(0, len(order), batch_size):
             indices = order[batch_start : batch_start + batch_size]
-            inputs = batch_windows([windows[index] for index in indices], tokenizer)
+            inputs = batch_windows([windows[index] for index in indices], frame)
             logits = model(**{key: value.to(model.device) for key, value in inputs.items()}).logits
             scores, tag_ids = logits.float().softmax(-1).max(-1)
             for row, index in enumerate(indices):

@@ -323,7 +323,7 @@ def test_a_finished_cell_drops_its_resume_checkpoint_and_a_failed_one_keeps_it(l
     accuracy.run_pending([failed], layout, FakeRunner(layout, returncode=1))
     assert accuracy.status(finished, layout) == "finished" and not (layout.cell_dir(finished) / "checkpoint").exists()
     assert (layout.cell_dir(finished) / "best").is_dir() and (layout.cell_dir(finished) / "results.json").exists()
-    assert accuracy.status(failed, layout) == "pending" and (layout.cell_dir(failed) / accuracy.CHECKPOINT_STATE).exists()
+    assert accuracy.status(failed, layout) == "pending" and accuracy.has_checkpoint(layout.cell_dir(failed))
 
 
 def test_fusion_data_is_built_once_per_dataset_and_k(layout):

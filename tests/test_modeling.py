@@ -1,5 +1,6 @@
-"""The KnowFREE model: alignment, band head vs. naive reference, loss weights, learning, decoding,
-long text, and the remote-code round trip."""
+"""The KnowFREE model: band head vs. naive reference, loss weights, learning, predicting through the
+processor, long text, the forward contract and the remote-code round trip (the processor's own rules
+are tested in test_processing.py)."""
 
 import json
 import subprocess
@@ -16,22 +17,11 @@ from knowfree.reference_head import band_to_grid, reference_span_logits
 from modeling_knowfree import (
     KnowFreeModel,
     KnowFreeSpanHead,
-    SpanCandidate,
-    align_characters,
     band_cell_count,
     band_span_mask,
-    band_width,
-    collate_windows,
     gather_band_rows,
-    decode_spans,
-    extension_label_weight,
-    span_label_grid,
-    split_into_windows,
-    text_windows,
 )
-
-def model_inputs(model: KnowFreeModel, text: str) -> dict:
-    return collate_windows(text_windows([text], model.tokenizer, model.config), model.tokenizer)
+from processing_knowfree import band_width
 
 
 def spans_of(predictions: list[dict]) -> set[tuple[int, int, str]]:
@@ -61,36 +51,6 @@ def trained_model(bert_tokenizer) -> KnowFreeModel:
     model = tiny_model(bert_tokenizer, extension_labels=["FIRST_CHAR"], seed=1, decoding="nested")
     train(model, rows, steps=220)
     return model
-
-
-# --- character alignment ------------------------------------------------------------------------
-
-
-def test_unigram_tokenizer_merges_characters(unigram_tokenizer):
-    pieces = unigram_tokenizer.tokenize("中国科学技术大学")
-    assert any(len(piece.lstrip("▁")) > 1 for piece in pieces), pieces
-
-
-@pytest.mark.parametrize("text", ["中国科学技术大学位于合肥市。", "马云 在杭州  创办了 阿里巴巴集团", "Hello world 你好"])
-def test_every_character_gets_its_own_grid_position(any_tokenizer, text):
-    window = split_into_windows(text, 0, any_tokenizer, 500, 0)[0]
-    features = collate_windows([window], any_tokenizer)
-    assert features["char_mask"].sum().item() == len(text)
-    token_index = features["char_token_index"][0].tolist()
-    piece_positions = list(zip(token_index, features["char_piece_start"][0].tolist(), features["char_piece_end"][0].tolist()))
-    covered = [i for i, char in enumerate(text) if not char.isspace()]
-    assert len({piece_positions[i] for i in covered}) == len(covered), "two characters share a grid representation"
-    ids = features["input_ids"][0].tolist()
-    for char_position in covered:
-        token = any_tokenizer.convert_ids_to_tokens(ids[token_index[char_position]])
-        assert token not in (any_tokenizer.cls_token, any_tokenizer.sep_token, any_tokenizer.pad_token)
-
-
-def test_alignment_rule_on_hand_made_offsets():
-    # <s>, "▁" mapped onto char 0, "中国" (0, 2), a dropped space at 2, "人" (3, 4), </s>
-    token_of_char, from_start, from_end = align_characters(4, [(0, 0), (0, 1), (0, 2), (3, 4), (0, 0)])
-    assert token_of_char == [2, 2, 3, 3]
-    assert from_start == [0, 1, 7, 0] and from_end == [1, 0, 7, 0]
 
 
 # --- fast band head vs naive reference ----------------------------------------------------------
@@ -293,13 +253,6 @@ def test_label_priors_follow_the_negative_weight(bert_tokenizer):
     assert torch.allclose(model.span_head.classifier.bias, expected, atol=1e-5)
 
 
-def test_extension_label_weight_formula():
-    assert extension_label_weight([10, 30], 40) == pytest.approx(0.5 * 20 / 40)
-    assert extension_label_weight([100], 10) == 1.0
-    with pytest.raises(ValueError):
-        extension_label_weight([1], 0)
-
-
 @pytest.mark.parametrize("length,width_limit", [(1, None), (7, None), (7, 3), (3, 7), (10, 10)])
 def test_band_cell_count_matches_the_band_mask(length, width_limit):
     mask = band_span_mask(torch.ones(1, length, dtype=torch.bool), band_width(length, width_limit))
@@ -329,13 +282,8 @@ def test_label_priors_per_width_start_unseen_widths_far_below_seen_ones(bert_tok
     # the priors reach the logits: an untrained model scores a width-2 PER cell far above a width-4 one
     with torch.no_grad():
         model.span_head.classifier.weight.zero_()
-        logits = model(**model_inputs(model, "马云去上海开会。")).span_logits[0, 0, :, 2]
+        logits = model(**model.processor("马云去上海开会。")).span_logits[0, 0, :, 2]
     assert torch.allclose(logits, per, atol=1e-5)
-
-
-def test_span_wider_than_band_is_an_error():
-    with pytest.raises(ValueError, match="wider than the band"):
-        span_label_grid([[(0, 5, 0)]], length=6, width=4, num_labels=1)
 
 
 # --- learning and decoding -----------------------------------------------------------------------
@@ -369,20 +317,6 @@ def test_nested_and_flat_decoding(trained_model):
     assert len(flat) == 1 and flat < nested
 
 
-def test_decode_spans_rules():
-    candidates = [
-        SpanCandidate(0, 4, 0, 0.9),
-        SpanCandidate(0, 2, 1, 0.8),
-        SpanCandidate(3, 6, 2, 0.85),
-        SpanCandidate(0, 4, 1, 0.7),
-        SpanCandidate(6, 8, 1, 0.6),
-    ]
-    nested = [(span.start, span.end, span.label) for span in decode_spans(candidates, nested=True)]
-    flat = [(span.start, span.end, span.label) for span in decode_spans(candidates, nested=False)]
-    assert nested == [(0, 4, 0), (0, 2, 1), (6, 8, 1)]
-    assert flat == [(0, 4, 0), (6, 8, 1)]
-
-
 def test_predict_uses_the_config_thresholds_per_label_unless_a_threshold_is_given(trained_model):
     text = "马云去上海开会。"
     everything = spans_of(trained_model.predict(text))
@@ -403,25 +337,11 @@ def test_long_text_is_windowed_and_finds_spans_near_its_end(trained_model):
     text = filler + "马云去杭州开会。"
     assert len(text) > 3000
     spans = trained_model.predict(text)
-    windows = text_windows([text], trained_model.tokenizer, trained_model.config)
+    windows = trained_model.processor.windows([text])
     assert len(windows) > 1 and all(len(window.token_ids) <= 510 for window in windows)
     assert (len(filler), len(filler) + 2, "PER") in spans_of(spans)
     assert (len(filler) + 3, len(filler) + 5, "LOC") in spans_of(spans)
     assert len({(span["start"], span["end"]) for span in spans}) == len(spans)
-
-
-def test_windows_partition_the_text(unigram_tokenizer):
-    text = "中国科学技术大学位于合肥市。" * 40
-    windows = split_into_windows(text, 0, unigram_tokenizer, max_tokens=50, overlap_tokens=10)
-    assert len(windows) > 3
-    assert windows[0].own_start == 0 and windows[-1].own_end == len(text)
-    for left, right in zip(windows, windows[1:]):
-        assert left.own_end == right.own_start
-        assert right.char_start < left.char_end
-        assert left.own_end - right.char_start >= 5 and left.char_end - left.own_end >= 5
-    for window in windows:
-        assert text[window.char_start : window.char_end] == window.text
-        assert len(window.token_ids) <= 50
 
 
 def test_predict_batches_windows_by_token_count(unigram_tokenizer):
@@ -476,24 +396,23 @@ def test_save_and_load_with_remote_code_in_a_fresh_process(tmp_path, trained_mod
         "AutoConfig": "configuration_knowfree.KnowFreeConfig",
         "AutoModel": "modeling_knowfree.KnowFreeModel",
     }
-    assert (saved / "modeling_knowfree.py").exists() and (saved / "configuration_knowfree.py").exists()
+    for remote_code in ("modeling_knowfree.py", "configuration_knowfree.py", "processing_knowfree.py"):
+        assert (saved / remote_code).exists(), remote_code
     text = "马云在北京创办了阿里巴巴集团。"
     expected_predictions = trained_model.predict(text)
     with torch.no_grad():
-        expected = trained_model(**collate_windows(text_windows([text], trained_model.tokenizer, trained_model.config), trained_model.tokenizer)).span_logits
+        expected = trained_model(**trained_model.processor(text)).span_logits
     torch.save(expected, tmp_path / "expected.pt")
     script = textwrap.dedent(
         f"""
         import json, sys, torch
         from transformers import AutoModel
         model = AutoModel.from_pretrained({str(saved)!r}, trust_remote_code=True)
-        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        import importlib
-        module = importlib.import_module(type(model).__module__)
-        collate, windows = module.collate_windows, module.text_windows
+        for loaded in (model, model.processor, model.config):
+            assert type(loaded).__module__.startswith("transformers_modules"), type(loaded).__module__
         text = {text!r}
         with torch.no_grad():
-            logits = model(**collate(windows([text], model.tokenizer, model.config), model.tokenizer)).span_logits
+            logits = model(**model.processor(text)).span_logits
         expected = torch.load({str(tmp_path / "expected.pt")!r})
         print(json.dumps({{"equal": bool(torch.equal(logits, expected)), "predictions": model.predict(text)}}))
         """
@@ -508,14 +427,35 @@ def test_save_and_load_with_remote_code_in_a_fresh_process(tmp_path, trained_mod
     assert reply["predictions"] == expected_predictions
 
 
-def test_modeling_file_imports_only_torch_transformers_and_its_config():
+def imported_roots(file_name: str) -> set[str]:
+    """The top-level modules a file imports, relative imports named without their dot."""
     import ast
 
-    tree = ast.parse((REPO_ROOT / "modeling_knowfree.py").read_text())
     roots = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse((REPO_ROOT / file_name).read_text())):
         if isinstance(node, ast.Import):
             roots |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             roots.add(node.module.split(".")[0])
-    assert roots <= {"torch", "transformers", "configuration_knowfree", "dataclasses", "pathlib", "unicodedata"}
+    return roots
+
+
+def test_remote_code_imports_only_torch_transformers_and_itself():
+    remote_code = {"torch", "transformers", "configuration_knowfree", "processing_knowfree"}
+    assert imported_roots("modeling_knowfree.py") <= remote_code | {"dataclasses", "pathlib"}
+    assert imported_roots("processing_knowfree.py") <= remote_code - {"processing_knowfree"} | {"collections", "dataclasses", "pathlib", "unicodedata"}
+
+
+def test_forward_rejects_a_misspelled_keyword(bert_tokenizer):
+    model = tiny_model(bert_tokenizer)
+    batch = model.processor.training_batch(training_rows()[:2])
+    labels = batch.pop("span_labels")
+    with pytest.raises(TypeError, match="span_label"):
+        model(**batch, span_label=labels)
+    assert model(**batch, span_labels=labels).loss is not None
+
+
+def test_base_model_prefix_names_the_encoder(bert_tokenizer):
+    model = tiny_model(bert_tokenizer)
+    assert model.base_model is model.encoder
+    assert model.get_input_embeddings() is model.encoder.embeddings.word_embeddings

@@ -18,7 +18,7 @@ from knowfree.token_baseline import (
     token_tags,
     window_token_limit,
 )
-from modeling_knowfree import split_into_windows
+from processing_knowfree import KnowFreeProcessor, split_into_windows
 
 LABELS = ["LOC", "ORG", "PER"]
 TAGS = bio_labels(LABELS)
@@ -168,8 +168,8 @@ def test_collator_windows_long_rows_like_knowfree(any_tokenizer):
     entities = [span(8 * index + 3, 8 * index + 5, "LOC") for index in range(12)]
     collator = TokenClassificationCollator(any_tokenizer, LABELS, max_tokens=20)
     examples = collator.examples([{"text": text, "entities": entities}])
-    windows = split_into_windows(text, 0, any_tokenizer, 20, 10)
-    assert len(examples) == len(windows) > 3
+    windows = KnowFreeProcessor(any_tokenizer, tiny_config(len(any_tokenizer), LABELS)).windows([text], max_tokens=20)
+    assert len(examples) == len(windows) > 3  # the windows of a KnowFREE model without a span width limit
     for (window, tag_ids, loss), expected in zip(examples, windows):
         assert (window.char_start, window.char_end, window.token_ids) == (expected.char_start, expected.char_end, expected.token_ids)
         inside = {(item["start"], item["end"], item["label"]) for item in entities if window.char_start <= item["start"] and item["end"] <= window.char_end}
