@@ -15,9 +15,9 @@ Span convention everywhere: character offsets, `end` exclusive. Inside the model
 band laid out as (start, width): grid cell [i, k] is the span of characters i..i+k (inclusive), so
 its end offset is i + k + 1. With `max_span_width` W the band holds L x W cells instead of L x L.
 
-This file depends only on torch, transformers, `configuration_knowfree.py` and
-`processing_knowfree.py`; `save_pretrained` copies all three, which is everything
-`AutoModel.from_pretrained(..., trust_remote_code=True)` needs.
+This file depends only on torch, transformers, `configuration_knowfree.py`, `processing_knowfree.py`
+and `pipeline_knowfree.py`; `save_pretrained` copies all four, which is everything
+`AutoModel.from_pretrained(..., trust_remote_code=True)` and `pipeline(...)` need.
 """
 
 from dataclasses import dataclass
@@ -28,14 +28,16 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 try:
     from .configuration_knowfree import KnowFreeConfig
     from .processing_knowfree import HUB_OPTIONS, PIECE_POSITION_BUCKETS, KnowFreeProcessor, SpanCandidate, band_width
+    from .pipeline_knowfree import pipeline_entry
 except ImportError:
     from configuration_knowfree import KnowFreeConfig
     from processing_knowfree import HUB_OPTIONS, PIECE_POSITION_BUCKETS, KnowFreeProcessor, SpanCandidate, band_width
+    from pipeline_knowfree import pipeline_entry
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -430,11 +432,12 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         return loaded
 
     def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
-        """Save the processor (tokenizer), then weights, config and remote code (this file, the config
-        file and the processor file), so `predict` works after loading. The model's own save comes
-        last, so its config.json is the one kept."""
+        """Save the processor (tokenizer), then weights, config and remote code (this file, the config,
+        processor and pipeline files), so `predict` and `pipeline()` work after loading. The model's
+        own save comes last, so its config.json is the one kept."""
         if self.processor is not None:
             self.processor.save_pretrained(save_directory)
+        self.config.custom_pipelines = pipeline_entry()  # pipeline(model=..., trust_remote_code=True) finds its class
         super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
@@ -556,31 +559,35 @@ class KnowFreeModel(KnowFreePreTrainedModel):
     @torch.inference_mode()
     def predict(
         self,
-        texts: str | list[str],
+        texts,
         batch_size: int = 8,
         threshold: float | None = None,
         decoding: str | None = None,
         max_tokens: int | None = None,
+        show_progress_bar: bool = False,
+        text_column: str = "text",
     ) -> list[dict] | list[list[dict]]:
         """Spans of target labels with character `start`, `end` (exclusive), `label`, `score`, `text`.
 
-        A string gives a list of spans, a list of strings a list of such lists. Text longer than the
-        encoder limit is read in overlapping windows and the spans merged, never truncated.
-        `threshold` (one value for every label) defaults to the config's per-label thresholds, the
-        ones calibrated on dev after training, and `decoding` ("flat"/"nested") to the config's.
+        A string gives a list of spans; a list of strings, a `datasets.Dataset` (its `text_column`)
+        or any iterable of strings a list of such lists, in order. Text longer than the encoder limit
+        is read in overlapping windows and the spans merged, never truncated. `threshold` (one value
+        for every label) defaults to the config's per-label thresholds, the ones calibrated on dev
+        after training, and `decoding` ("flat"/"nested") to the config's. `show_progress_bar` shows
+        the encoder batches as they are done.
         """
         single = isinstance(texts, str)
-        batch_texts = [texts] if single else texts
         processor = self.require_processor()
+        batch_texts = [texts] if single else processor.text_list(texts, text_column)
         nested = processor.is_nested(decoding)
         thresholds = processor.label_thresholds(threshold)
-        candidates = self.span_candidates(batch_texts, batch_size, min(thresholds, default=1.0), max_tokens)
+        candidates = self.span_candidates(batch_texts, batch_size, min(thresholds, default=1.0), max_tokens, show_progress_bar)
         results = processor.post_process(batch_texts, candidates, thresholds, nested)
         return results[0] if single else results
 
     @torch.inference_mode()
     def span_candidates(
-        self, texts: list[str], batch_size: int = 8, min_score: float = 0.5, max_tokens: int | None = None
+        self, texts: list[str], batch_size: int = 8, min_score: float = 0.5, max_tokens: int | None = None, show_progress_bar: bool = False
     ) -> list[list[SpanCandidate]]:
         """Every band cell whose best target label scores at least `min_score`, before decoding, per text.
 
@@ -593,7 +600,8 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         try:
             windows = processor.windows(texts, max_tokens)
             candidates: list[list[SpanCandidate]] = [[] for _ in texts]
-            for batch in processor.batches(windows, batch_size):
+            batches = processor.batches(windows, batch_size)
+            for batch in logging.tqdm(batches, desc="predict", unit="batch", disable=not show_progress_bar):
                 inputs = {key: value.to(self.device) for key, value in processor.encode(batch).items()}
                 output = self(**inputs)
                 for window, found in zip(batch, processor.window_candidates(output.span_logits, output.span_mask, batch, min_score)):

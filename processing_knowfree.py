@@ -143,6 +143,8 @@ def split_into_windows(
         return []
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     token_ids, offsets = encoding["input_ids"], [tuple(pair) for pair in encoding["offset_mapping"]]
+    if not token_ids:
+        return []  # the tokenizer's normaliser deleted every character ("\x01", spaces): nothing to label
     if len(token_ids) <= max_tokens:
         return [TextWindow(text_index, text, 0, len(text), 0, len(text), token_ids, offsets)]
     if not 0 <= overlap_tokens < max_tokens:
@@ -296,24 +298,35 @@ def decode_spans(candidates: list[SpanCandidate], nested: bool) -> list[SpanCand
     """Greedy decoding by descending score.
 
     Flat: keep a span only if it overlaps no kept span. Nested: keep it unless it crosses a kept
-    span (partial overlap) or repeats a kept span's offsets; nesting is allowed.
+    span (partial overlap) or repeats a kept span's offsets; nesting is allowed. A kept span that
+    overlaps a candidate starts less than the widest candidate's width before the candidate's end,
+    so kept spans are looked up by start in that window only: time O(n log n + n * width) instead of
+    comparing every candidate with every kept span (a 100,000-character text had not finished after
+    10 minutes that way).
     """
+    widest = max((candidate.end - candidate.start for candidate in candidates), default=0)
+    kept_by_start: dict[int, list[SpanCandidate]] = {}
     kept: list[SpanCandidate] = []
     for candidate in sorted(candidates, key=lambda span: (-span.score, span.start, span.end)):
-        conflict = False
-        for other in kept:
-            overlap = candidate.start < other.end and other.start < candidate.end
-            if not overlap:
-                continue
-            inside = other.start <= candidate.start and candidate.end <= other.end
-            outside = candidate.start <= other.start and other.end <= candidate.end
-            same = (candidate.start, candidate.end) == (other.start, other.end)
-            if not nested or same or not (inside or outside):
-                conflict = True
-                break
-        if not conflict:
+        if not any(
+            _conflicts(candidate, other, nested)
+            for start in range(max(0, candidate.start - widest + 1), candidate.end)
+            for other in kept_by_start.get(start, ())
+        ):
             kept.append(candidate)
+            kept_by_start.setdefault(candidate.start, []).append(candidate)
     return sorted(kept, key=lambda span: (span.start, -span.end))
+
+
+def _conflicts(candidate: SpanCandidate, other: SpanCandidate, nested: bool) -> bool:
+    """Whether a kept span `other` rules `candidate` out (see `decode_spans`)."""
+    if not (candidate.start < other.end and other.start < candidate.end):
+        return False
+    if not nested or (candidate.start, candidate.end) == (other.start, other.end):
+        return True
+    inside = other.start <= candidate.start and candidate.end <= other.end
+    outside = candidate.start <= other.start and other.end <= candidate.end
+    return not (inside or outside)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -362,6 +375,19 @@ class KnowFreeProcessor:
         self.config.save_pretrained(save_directory)
 
     # -- text to tensors -----------------------------------------------------------------------------
+
+    @staticmethod
+    def text_list(texts, text_column: str = "text") -> list[str]:
+        """The texts of a list, a `datasets.Dataset` (its `text_column`) or any other iterable of strings."""
+        if hasattr(texts, "column_names"):
+            if text_column not in texts.column_names:
+                raise KeyError(f"the dataset has no column {text_column!r} (columns: {', '.join(texts.column_names)}); pass text_column=")
+            texts = texts[text_column]
+        texts = list(texts)
+        wrong = next((index for index, text in enumerate(texts) if not isinstance(text, str)), None)
+        if wrong is not None:
+            raise TypeError(f"predict() takes strings; item {wrong} is a {type(texts[wrong]).__name__}")
+        return texts
 
     def windows(self, texts: Sequence[str], max_tokens: int | None = None) -> list[TextWindow]:
         """All encoder windows of `texts` (`max_tokens` text tokens each, the encoder limit by default)."""

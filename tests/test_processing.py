@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import tiny_config, tiny_model, training_rows
 
+import processing_knowfree
 from processing_knowfree import (
     KnowFreeProcessor,
     SpanCandidate,
@@ -282,3 +283,69 @@ def test_the_model_saves_and_reloads_its_processor(tmp_path, bert_tokenizer):
     text = "马云去上海开会。"
     assert all(torch.equal(value, loaded.processor(text)[key]) for key, value in model.processor(text).items())
 
+
+
+def quadratic_decoding(candidates, nested):
+    """The rule of decode_spans written as the plain pairwise comparison it replaces."""
+    kept = []
+    for candidate in sorted(candidates, key=lambda span: (-span.score, span.start, span.end)):
+        def conflicts(other):
+            if not (candidate.start < other.end and other.start < candidate.end):
+                return False
+            same = (candidate.start, candidate.end) == (other.start, other.end)
+            inside = other.start <= candidate.start and candidate.end <= other.end
+            outside = candidate.start <= other.start and other.end <= candidate.end
+            return not nested or same or not (inside or outside)
+
+        if not any(conflicts(other) for other in kept):
+            kept.append(candidate)
+    return sorted(kept, key=lambda span: (span.start, -span.end))
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_windowed_decoding_keeps_exactly_what_pairwise_comparison_keeps(nested):
+    import random
+
+    from processing_knowfree import SpanCandidate, decode_spans
+
+    generator = random.Random(11)
+    for _ in range(200):
+        length, width = generator.randint(1, 40), generator.randint(1, 8)
+        candidates = []
+        for _ in range(generator.randint(0, 60)):
+            start = generator.randrange(length)
+            end = min(length, start + generator.randint(1, width))
+            candidates.append(SpanCandidate(start, end, generator.randrange(3), round(generator.random(), 2)))
+        assert decode_spans(candidates, nested) == quadratic_decoding(candidates, nested)
+
+
+def test_decoding_time_grows_linearly_with_the_candidates():
+    """Counted, not timed: the kept spans examined per candidate stay bounded by the width."""
+    from processing_knowfree import SpanCandidate, decode_spans
+
+    def examined(length: int) -> int:
+        candidates = [SpanCandidate(start, start + width, 0, 0.5 + 0.001 * ((start * 7 + width) % 400)) for start in range(length) for width in (1, 2, 3) if start + width <= length]
+        calls = 0
+        original = processing_knowfree._conflicts
+
+        def counting(*arguments):
+            nonlocal calls
+            calls += 1
+            return original(*arguments)
+
+        processing_knowfree._conflicts = counting
+        try:
+            decode_spans(candidates, nested=False)
+        finally:
+            processing_knowfree._conflicts = original
+        return calls
+
+    small, large = examined(2_000), examined(8_000)
+    assert large <= 4.5 * small  # 4x the text: about 4x the comparisons (the old rule: about 16x)
+
+
+def test_text_the_tokenizer_deletes_entirely_predicts_nothing_and_spares_the_rest(bert_tokenizer):
+    model = tiny_model(bert_tokenizer)  # BERT's normaliser deletes control characters and spaces
+    assert model.predict("\x01") == [] and model.predict(" \x02 ") == []
+    mixed = model.predict(["马云在杭州", "\x01", ""], threshold=0.0)
+    assert mixed[1] == [] and mixed[2] == [] and mixed[0] == model.predict("马云在杭州", threshold=0.0)
