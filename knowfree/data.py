@@ -1,26 +1,46 @@
 """One loader for every corpus source, with row-level validation and a fixed schema.
 
-Sources: a folder of JSONL splits (`<split>.jsonl` + `labels.txt`), a folder written by
-`DatasetDict.save_to_disk` (+ `labels.txt` beside `dataset_dict.json`), or a Hub dataset repo id
-(`datasets.load_dataset(repo_id)`, + a `labels.txt` file in the repo). Every row is checked and
-normalised the same way whatever the source, so a bad span fails loudly at load time, with the
-file and line (or split and row) that holds it, instead of deep inside training.
+Sources: a folder of JSONL splits (`<split>.jsonl` + `labels.txt`), a folder of CoNLL-style tagged
+splits (`<split>.txt`, `.conll`, `.bio` or `.bmes`: a token and its tag per line), a folder written by
+`DatasetDict.save_to_disk` (+ `labels.txt` beside `dataset_dict.json`), a Hub dataset repo id
+(`datasets.load_dataset(repo_id)`, + a `labels.txt` file in the repo) or an in-memory `DatasetDict`.
+Stored splits hold either span rows or `tokens` + `ner_tags` (ClassLabel ids or tag strings); tagged
+sentences become span rows through `knowfree.bio_formats`. Every row is checked and normalised the
+same way whatever the source, so a bad span or tag fails loudly at load time, with the file and line
+(or split, row and token) that holds it, instead of deep inside training.
 """
 
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets, load_dataset, load_from_disk
+from datasets import (
+    ClassLabel,
+    Dataset,
+    DatasetDict,
+    Features,
+    List,
+    Value,
+    concatenate_datasets,
+    load_dataset,
+    load_from_disk,
+)
 from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import RemoteEntryNotFoundError
 
+from knowfree.bio_formats import SCHEMES, TagError, detect_scheme, tag_label, tags_to_spans
 from knowfree.command_line import InputError
 from knowfree.sampling import DEFAULT_SEED, sample_n_way_k_shot, take_k
 
 LABELS_FILE = "labels.txt"
 SAVED_DATASET_MARKER = "dataset_dict.json"
+CONLL_SUFFIXES = (".txt", ".conll", ".bio", ".bmes")
+SPLIT_ALIASES = {"dev": ("dev", "validation")}
+TAG_COLUMNS = ("tokens", "ner_tags")
+DOCUMENT_START = "-DOCSTART-"
+IN_MEMORY = "in-memory DatasetDict"
 
 SPAN = {"start": Value("int32"), "end": Value("int32"), "label": Value("string")}
 FEATURES = Features(
@@ -54,6 +74,35 @@ class LabeledCorpus:
 class _LabelSet:
     names: tuple[str, ...]
     origin: str
+
+
+@dataclass(frozen=True)
+class _TaggedSentence:
+    """One tagged sentence; `file` and `lines` (1-based, one per token) when it comes from a CoNLL file."""
+
+    location: str
+    tokens: list
+    tags: list
+    file: str | None = None
+    lines: tuple[int, ...] = ()
+
+    def where(self, index: int) -> str:
+        token = self.tokens[index]
+        if self.file is None:
+            return f"{self.location}: token {index} {token!r}"
+        return f"{self.file} line {self.lines[index]}: token {token!r}"
+
+
+@dataclass(frozen=True)
+class _TaggedSplit:
+    sentences: list[_TaggedSentence]
+    class_label_names: list[str] | None = None
+
+    def inventory(self) -> Iterable[str]:
+        """The tags the split may use: its ClassLabel names, else the tags it holds."""
+        if self.class_label_names is not None:
+            return self.class_label_names
+        return (tag for sentence in self.sentences for tag in sentence.tags)
 
 
 def _json_type(value: object) -> str:
@@ -118,29 +167,156 @@ def _check_row(location: str, row: object, labels: _LabelSet) -> dict:
     }
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, object]]:
-    """(location, parsed object) per line; the location reads `<folder>/<file> line <n>`."""
-    name = f"{path.parent.name}/{path.name}"
+def _file_name(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based number, line without its end) per line of a UTF-8 file."""
+    name = _file_name(path)
     if not path.is_file():
         raise DataError(f"{name}: file not found ({path})")
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
-            location = f"{name} line {number}"
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte-order mark may open the file
             except UnicodeDecodeError as error:
-                raise DataError(f"{location}: not UTF-8 ({error.reason} at byte {error.start})") from None
-            if not line.strip():
-                raise DataError(f"{location}: empty line")
-            try:
-                yield location, json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as error:
-                raise DataError(f"{location}: invalid JSON ({error.msg} at column {error.colno})") from None
+                raise DataError(f"{name} line {number}: not UTF-8 ({error.reason} at byte {error.start})") from None
+            yield number, line.rstrip("\r\n")
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, object]]:
+    """(location, parsed object) per line; the location reads `<folder>/<file> line <n>`."""
+    name = _file_name(path)
+    for number, line in _text_lines(path):
+        location = f"{name} line {number}"
+        if not line.strip():
+            raise DataError(f"{location}: empty line")
+        try:
+            yield location, json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{location}: invalid JSON ({error.msg} at column {error.colno})") from None
+
+
+def _conll_fields(line: str) -> list[str]:
+    """Tab-separated fields when the line has a tab, else space-separated ones. Only ASCII spaces and
+    tabs separate, so a full-width space (U+3000) can be a token."""
+    separator = "\t" if "\t" in line else " "
+    return [field.strip(" ") for field in line.split(separator) if field.strip(" ")]
+
+
+def _conll_sentence(name: str, entries: list[tuple[int, str, str]]) -> _TaggedSentence:
+    lines, tokens, tags = zip(*entries)
+    return _TaggedSentence(f"{name} line {lines[0]}", list(tokens), list(tags), name, lines)
+
+
+def _conll_sentences(path: Path) -> list[_TaggedSentence]:
+    """A token and its tag (the last field; fields between are ignored) per line, a blank line or a
+    `-DOCSTART-` line between sentences."""
+    name = _file_name(path)
+    sentences: list[_TaggedSentence] = []
+    entries: list[tuple[int, str, str]] = []
+    for number, line in _text_lines(path):
+        fields = _conll_fields(line)
+        if fields and fields[0] != DOCUMENT_START:
+            if len(fields) < 2:
+                expected = "expected the token, a space or tab, the tag"
+                raise DataError(f"{name} line {number}: token {fields[0]!r} has no tag ({expected})")
+            entries.append((number, fields[0], fields[-1]))
+        elif entries:
+            sentences.append(_conll_sentence(name, entries))
+            entries = []
+    if entries:
+        sentences.append(_conll_sentence(name, entries))
+    return sentences
+
+
+def _conll_paths(folder: Path, splits: Sequence[str]) -> dict[str, Path] | None:
+    """Each split's CoNLL file; None for a JSONL folder (any `<split>.jsonl`, or no CoNLL split file)."""
+    if any((folder / f"{split}.jsonl").is_file() for split in splits):
+        return None
+    candidates = {
+        split: [folder / f"{name}{suffix}" for name in SPLIT_ALIASES.get(split, (split,)) for suffix in CONLL_SUFFIXES]
+        for split in splits
+    }
+    found = {split: [path for path in paths if path.is_file()] for split, paths in candidates.items()}
+    if not any(found.values()):
+        return None
+    for split, paths in found.items():
+        if not paths:
+            listed = ", ".join(path.name for path in candidates[split])
+            raise DataError(f"{folder.name}: no file for split '{split}' (looked for {listed})")
+        if len(paths) > 1:
+            raise DataError(f"{folder.name}: {paths[0].name} and {paths[1].name} both hold split '{split}'; keep one")
+    return {split: paths[0] for split, paths in found.items()}
 
 
 def _dataset_rows(dataset: Dataset, origin: str, split: str) -> Iterator[tuple[str, object]]:
     for index, row in enumerate(dataset):
         yield f"{origin} split '{split}' row {index}", row
+
+
+def _is_tagged(dataset: Dataset) -> bool:
+    return set(TAG_COLUMNS) <= set(dataset.column_names) and "entities" not in dataset.column_names
+
+
+def _named_tags(sentence: _TaggedSentence, names: list[str]) -> _TaggedSentence:
+    for index, tag in enumerate(sentence.tags):
+        if not isinstance(tag, int) or not 0 <= tag < len(names):
+            raise DataError(f"{sentence.where(index)}: ner_tags id {tag} is not a ClassLabel id (0 to {len(names) - 1})")
+    return replace(sentence, tags=[names[tag] for tag in sentence.tags])
+
+
+def _dataset_split(dataset: Dataset, origin: str, split: str) -> _TaggedSplit:
+    """The `tokens` + `ner_tags` rows of a stored split (other columns are ignored), tags as strings."""
+    feature = dataset.features["ner_tags"]
+    inner = getattr(feature, "feature", None)
+    names = list(inner.names) if isinstance(inner, ClassLabel) else None
+    if names is None and not (isinstance(inner, Value) and inner.dtype in ("string", "large_string")):
+        raise DataError(f"{origin} split '{split}': ner_tags must hold ClassLabel ids or tag strings, got {feature}")
+    sentences = []
+    for index, row in enumerate(dataset.select_columns(list(TAG_COLUMNS))):
+        location = f"{origin} split '{split}' row {index}"
+        for field in TAG_COLUMNS:
+            if not isinstance(row[field], list):
+                raise DataError(f"{location}: field '{field}' must be a list, got {_json_type(row[field])}")
+        if len(row["tokens"]) != len(row["ner_tags"]):
+            raise DataError(f"{location}: {len(row['tokens'])} tokens but {len(row['ner_tags'])} ner_tags")
+        sentence = _TaggedSentence(location, row["tokens"], row["ner_tags"])
+        sentences.append(sentence if names is None else _named_tags(sentence, names))
+    return _TaggedSplit(sentences, names)
+
+
+def _tagged_row(sentence: _TaggedSentence, scheme: str, labels: _LabelSet) -> dict:
+    try:
+        row = tags_to_spans(sentence.tokens, sentence.tags, scheme)
+    except TagError as error:
+        raise DataError(f"{sentence.where(error.index)}: {error}") from None
+    for index, tag in enumerate(sentence.tags):
+        label = tag_label(tag)
+        if label is not None and label not in labels.names:
+            raise DataError(f"{sentence.where(index)}: tag {tag!r}: label {label!r} not in {labels.origin}")
+    return row
+
+
+def _tagged_rows(split: _TaggedSplit, scheme: str | None, labels: _LabelSet) -> Iterator[tuple[str, dict]]:
+    """Span rows of a tagged split, read with `scheme`, or with the scheme its tags show when None."""
+    scheme = scheme or detect_scheme(split.inventory())
+    for sentence in split.sentences:
+        yield sentence.location, _tagged_row(sentence, scheme, labels)
+
+
+def _tagged_labels(tagged: dict[str, _TaggedSplit], origin: str) -> _LabelSet:
+    """Without labels.txt: the labels of the ClassLabel names in their order, else those of the tags, sorted."""
+    names = [name for split in tagged.values() for name in split.class_label_names or ()]
+    described = "the ClassLabel names of 'ner_tags'" if names else "the tags"
+    if names:
+        found = [label for label in dict.fromkeys(map(tag_label, names)) if label is not None]
+    else:
+        found = sorted({tag_label(tag) for split in tagged.values() for tag in split.inventory()} - {None})
+    if not found:
+        raise DataError(f"{origin}: no label in {described}; add {LABELS_FILE} or pass labels=[...]")
+    return _LabelSet(tuple(found), described)
 
 
 def _build_split(rows: Iterable[tuple[str, object]], labels: _LabelSet, where: str) -> Dataset:
@@ -177,26 +353,31 @@ def _given_labels(labels: Sequence[str]) -> _LabelSet:
     return _LabelSet(tuple(labels), "the labels argument")
 
 
-def _folder_labels(folder: Path) -> _LabelSet:
+def _folder_labels(folder: Path) -> _LabelSet | None:
     path = folder / LABELS_FILE
-    if not path.is_file():
-        raise DataError(f"{folder.name}/{LABELS_FILE}: not found; add it or pass labels=[...]")
-    return _read_labels_file(path)
+    return _read_labels_file(path) if path.is_file() else None
 
 
-def _hub_labels(repo_id: str) -> _LabelSet:
+def _hub_labels(repo_id: str) -> _LabelSet | None:
+    """The repo's labels.txt; None when the repo has none (a tagged dataset's tags can stand in)."""
     try:
         path = hf_hub_download(repo_id, LABELS_FILE, repo_type="dataset")
+    except RemoteEntryNotFoundError:
+        return None
     except Exception as error:
         raise DataError(f"{repo_id}: cannot get {LABELS_FILE} from the Hub repo ({error}); pass labels=[...]") from error
     return _read_labels_file(Path(path))
 
 
-def _stored_splits(stored: DatasetDict, origin: str, splits: Sequence[str]) -> dict[str, Iterator]:
-    missing = [split for split in splits if split not in stored]
-    if missing:
-        raise DataError(f"{origin}: split '{missing[0]}' not found (has: {', '.join(stored)})")
-    return {split: _dataset_rows(stored[split], origin, split) for split in splits}
+def _stored_splits(stored: DatasetDict, origin: str, splits: Sequence[str]) -> dict[str, tuple[str, Dataset]]:
+    """(stored name, split) per requested split; "dev" may be stored as "validation", the Hub's usual name."""
+    found = {}
+    for split in splits:
+        name = next((name for name in SPLIT_ALIASES.get(split, (split,)) if name in stored), None)
+        if name is None:
+            raise DataError(f"{origin}: split '{split}' not found (has: {', '.join(stored)})")
+        found[split] = (name, stored[name])
+    return found
 
 
 @dataclass(frozen=True)
@@ -206,21 +387,63 @@ class _OpenedSource:
     folder: Path | None
 
 
-def _open_source(source: str | Path, splits: Sequence[str], labels: Sequence[str] | None) -> _OpenedSource:
-    """Raw rows per split (read lazily), the label set, and the local folder (None for the Hub)."""
+def _open_stored(
+    stored: DatasetDict,
+    origin: str,
+    splits: Sequence[str],
+    declared: _LabelSet | None,
+    missing: str,
+    tag_scheme: str | None,
+    folder: Path | None = None,
+) -> _OpenedSource:
+    """Span splits as they are, tagged splits converted; span splits need declared labels (else `missing`)."""
+    found = _stored_splits(stored, origin, splits)
+    tagged = {
+        split: _dataset_split(dataset, origin, name) for split, (name, dataset) in found.items() if _is_tagged(dataset)
+    }
+    if declared is None and len(tagged) < len(found):
+        raise DataError(missing)
+    label_set = declared or _tagged_labels(tagged, origin)
+    raw_splits = {
+        split: _tagged_rows(tagged[split], tag_scheme, label_set) if split in tagged else _dataset_rows(dataset, origin, name)
+        for split, (name, dataset) in found.items()
+    }
+    return _OpenedSource(raw_splits, label_set, folder)
+
+
+def _open_conll(folder: Path, paths: dict[str, Path], declared: _LabelSet | None, tag_scheme: str | None) -> _OpenedSource:
+    tagged = {split: _TaggedSplit(_conll_sentences(path)) for split, path in paths.items()}
+    label_set = declared or _tagged_labels(tagged, folder.name)
+    raw_splits = {split: _tagged_rows(part, tag_scheme, label_set) for split, part in tagged.items()}
+    return _OpenedSource(raw_splits, label_set, folder)
+
+
+def _open_source(
+    source: str | Path | DatasetDict, splits: Sequence[str], labels: Sequence[str] | None, tag_scheme: str | None
+) -> _OpenedSource:
+    """Raw rows per split (read lazily), the label set, and the local folder (None otherwise)."""
     given = _given_labels(labels) if labels is not None else None
+    if isinstance(source, DatasetDict):
+        return _open_stored(source, IN_MEMORY, splits, given, f"{IN_MEMORY}: pass labels=[...]", tag_scheme)
     folder = Path(source)
     if isinstance(source, Path) or folder.exists():
         if not folder.is_dir():
             raise DataError(f"{source}: no such folder")
-        label_set = given or _folder_labels(folder)
+        declared = given or _folder_labels(folder)
+        missing = f"{folder.name}/{LABELS_FILE}: not found; add it or pass labels=[...]"
         if (folder / SAVED_DATASET_MARKER).is_file():
-            return _OpenedSource(_stored_splits(load_from_disk(str(folder)), folder.name, splits), label_set, folder)
-        return _OpenedSource({split: _jsonl_rows(folder / f"{split}.jsonl") for split in splits}, label_set, folder)
+            return _open_stored(load_from_disk(str(folder)), folder.name, splits, declared, missing, tag_scheme, folder)
+        conll_paths = _conll_paths(folder, splits)
+        if conll_paths is not None:
+            return _open_conll(folder, conll_paths, declared, tag_scheme)
+        if declared is None:
+            raise DataError(missing)
+        return _OpenedSource({split: _jsonl_rows(folder / f"{split}.jsonl") for split in splits}, declared, folder)
     if not _REPO_ID.match(source):
         raise DataError(f"{source}: no such folder, and not a Hub repo id")
-    label_set = given or _hub_labels(source)
-    return _OpenedSource(_stored_splits(load_dataset(source), source, splits), label_set, None)
+    declared = given or _hub_labels(source)
+    missing = f"{source}: the Hub repo has no {LABELS_FILE}; add it or pass labels=[...]"
+    return _open_stored(load_dataset(source), source, splits, declared, missing, tag_scheme)
 
 
 def _prepared_subset(folder: Path | None, k: int | None, seed: int) -> Path | None:
@@ -232,7 +455,7 @@ def _prepared_subset(folder: Path | None, k: int | None, seed: int) -> Path | No
 
 
 def load_corpus(
-    source: str | Path,
+    source: str | Path | DatasetDict,
     splits: Sequence[str] = ("train", "dev", "test"),
     train_file: str | Path | None = None,
     labels: Sequence[str] | None = None,
@@ -240,20 +463,29 @@ def load_corpus(
     seed: int = DEFAULT_SEED,
     train_splits: Sequence[str] = ("train",),
     k_shot: int | None = None,
+    tag_scheme: str | None = None,
 ) -> LabeledCorpus:
     """Load, validate and normalise `splits` of a corpus from any supported source.
 
-    `source` is a local folder (JSONL splits or `save_to_disk` output; a `Path` is always local) or a
-    Hub dataset repo id. Labels come from `labels` if given, else from `labels.txt` beside the splits
-    (in the folder, or in the Hub repo). `train_file` replaces the train split by a JSONL file; a
+    `source` is a local folder (JSONL splits, CoNLL-style tagged splits or `save_to_disk` output; a
+    `Path` is always local), a Hub dataset repo id, or a `DatasetDict`. Stored splits with `tokens` and
+    `ner_tags` columns, and CoNLL files, are tagged sentences: `knowfree.bio_formats` turns them into
+    span rows, reading their tags as `tag_scheme` ("BIO", "BIOES" or "IOB1"; by default BIOES when a
+    tag has an E-/S-/M-/L-/U- prefix, else BIO); "dev" may be named "validation". Labels come from
+    `labels` if given, else from `labels.txt` beside the splits (in the folder, or in the Hub repo);
+    tagged sources without one take the labels of their ClassLabel names (in that order), else of
+    their tags (sorted). `train_file` replaces the train split by a JSONL file; a
     relative path resolves against a local source folder (the working directory for a Hub source).
     `k` keeps a low-resource train subset: the folder's `train_{k}.jsonl` when it exists and `seed` is
     42 (the shared files' construction), else `take_k(train, k, seed)`. `train_splits` names the
     stored splits concatenated, in order, into the train split (an augmented dataset's
     `("fusion", "synthetic")`). `k_shot` then keeps a greedy N-way K-shot sample of the train split
     (every target label at least `k_shot` mentions, paper Fig. 4). Rows are never dropped: an
-    invalid row raises `DataError` naming its file and 1-based line, or its split and 0-based row.
+    invalid row raises `DataError` naming its file and 1-based line, or its split and 0-based row
+    (and, for a tagged sentence, the token).
     """
+    if tag_scheme is not None and tag_scheme not in SCHEMES:
+        raise ValueError(f"tag_scheme must be one of {', '.join(SCHEMES)}, got {tag_scheme!r}")
     if (train_file is not None or k is not None) and "train" not in splits:
         raise ValueError("train_file and k apply to the train split, which is not among the requested splits")
     if train_file is not None and k is not None:
@@ -266,7 +498,7 @@ def load_corpus(
         raise ValueError(f"train_splits must name distinct splits, got {list(train_splits)}")
     stored_names = [split for split in splits if split != "train" or not custom_train]
     stored_names += [split for split in train_splits if custom_train and split not in stored_names]
-    opened = _open_source(source, stored_names, labels)
+    opened = _open_source(source, stored_names, labels, tag_scheme)
     raw_splits = dict(opened.raw_splits)
     prepared_subset = _prepared_subset(opened.folder, k, seed)
     if train_file is not None:
@@ -274,7 +506,8 @@ def load_corpus(
     elif prepared_subset is not None:
         raw_splits["train"] = _jsonl_rows(prepared_subset)
 
-    built = {split: _build_split(rows, opened.labels, f"{source} split '{split}'") for split, rows in raw_splits.items()}
+    origin = IN_MEMORY if isinstance(source, DatasetDict) else source
+    built = {split: _build_split(rows, opened.labels, f"{origin} split '{split}'") for split, rows in raw_splits.items()}
     if custom_train:
         built["train"] = concatenate_datasets([built[split] for split in train_splits])
         built = {split: built[split] for split in splits}
