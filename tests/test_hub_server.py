@@ -1,16 +1,21 @@
-"""The local Hub (tests/hub_server.py) against the stock clients: huggingface_hub, datasets and transformers.
+"""The local Hub (tests/hub_server.py) against the stock clients: huggingface_hub, datasets and transformers, and
+its check of README metadata, which refuses what the Hub refuses.
 
 Every client call runs in a subprocess through `run_against_hub`, because HF_ENDPOINT is read at import time.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_server import FAKE_USER, LocalHub, run_against_hub
+from hub_server import FAKE_TOKEN, FAKE_USER, LocalHub, RepoKey, RepoStore, card_metadata_errors, run_against_hub
 
 
 @pytest.fixture
@@ -183,3 +188,122 @@ for call in (
 print("ok")
 """
     assert run_against_hub(hub.url, code).stdout.strip() == "ok"
+
+
+VALID_MODEL_CARD = """---
+base_model: intfloat/multilingual-e5-small
+datasets:
+- tester/weibo
+license: apache-2.0
+model-index:
+- name: tester/knowfree
+  results:
+  - task:
+      type: token-classification
+    dataset:
+      name: weibo
+      type: tester/weibo
+    metrics:
+    - type: f1
+      value: 0.61
+---
+# A model
+"""
+
+
+def with_metadata(card: str, old: str, new: str) -> str:
+    assert old in card
+    return card.replace(old, new)
+
+
+def test_a_card_following_the_hub_rules_and_one_without_metadata_are_accepted() -> None:
+    assert card_metadata_errors(VALID_MODEL_CARD, "model") == []
+    assert card_metadata_errors("# no metadata at all\n", "model") == []
+    assert card_metadata_errors("---\nlicense: mit\nsize_categories:\n- n<1K\n---\n", "dataset") == []
+
+
+NOT_REPO_IDS = ("encoders/multilingual-e5-small/v1", "/tmp/tmpx1/encoder", "./encoder", "examples/weibo data", "../shared/data/weibo", "org--x/name")
+
+
+@pytest.mark.parametrize("value", NOT_REPO_IDS)
+def test_base_model_and_datasets_must_be_repo_ids_not_paths(value: str) -> None:
+    card = with_metadata(with_metadata(VALID_MODEL_CARD, "intfloat/multilingual-e5-small", value), "- tester/weibo", f"- {value}")
+    assert card_metadata_errors(card, "model") == [
+        f'"{field}" with value "{value}" is not valid. It must be a {kind} id on the Hub: "name" or "namespace/name"'
+        for field, kind in (("base_model", "model"), ("datasets", "dataset"))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("      type: tester/weibo\n", "", "results[0].dataset.type"),
+        ("      type: token-classification\n", "      name: NER\n", "results[0].task.type"),
+        ("      value: 0.61\n", "", "results[0].metrics[0].value"),
+        ("- name: tester/knowfree\n", "- results_only: true\n", "name"),
+    ],
+)
+def test_a_model_index_entry_missing_a_required_field_is_named(old: str, new: str, field: str) -> None:
+    (error,) = card_metadata_errors(with_metadata(VALID_MODEL_CARD, old, new), "model")
+    assert error.startswith(f'"model-index[0].{field}" is required')
+
+
+def test_an_empty_metric_list_an_unknown_license_and_broken_yaml_are_refused() -> None:
+    no_metrics = with_metadata(VALID_MODEL_CARD, "    metrics:\n    - type: f1\n      value: 0.61\n", "    metrics: []\n")
+    assert card_metadata_errors(no_metrics, "model") == ['"model-index[0].results[0].metrics" must be a non-empty array']
+    (license_error,) = card_metadata_errors(with_metadata(VALID_MODEL_CARD, "apache-2.0", "Apache 2.0"), "model")
+    assert license_error.startswith('"license" with value "Apache 2.0" is not valid')
+    (yaml_error,) = card_metadata_errors(with_metadata(VALID_MODEL_CARD, "apache-2.0", "[unterminated"), "model")
+    assert yaml_error.startswith("YAML metadata could not be parsed")
+
+
+def test_dataset_cards_need_a_known_size_bucket_and_license() -> None:
+    errors = card_metadata_errors("---\nlicense: CC BY-SA 3.0\nsize_categories:\n- n<1B\n---\n", "dataset")
+    assert [error.split(" is not valid")[0] for error in errors] == ['"license" with value "CC BY-SA 3.0"', '"size_categories" with value "n<1B"']
+
+
+def test_a_push_with_bad_metadata_is_refused_with_a_400_and_nothing_is_committed(hub: LocalHub, tmp_path: Path) -> None:
+    bad = with_metadata(VALID_MODEL_CARD, "intfloat/multilingual-e5-small", "encoders/multilingual-e5-small/v1")
+    code = f"""
+import json
+from huggingface_hub import HfApi, ModelCard
+
+api = HfApi()
+api.create_repo("{FAKE_USER}/strict")
+api.upload_file(path_or_fileobj={VALID_MODEL_CARD.encode()!r}, path_in_repo="README.md", repo_id="{FAKE_USER}/strict")
+head = api.model_info("{FAKE_USER}/strict").sha
+refused = {{}}
+try:
+    api.upload_file(path_or_fileobj={bad.encode()!r}, path_in_repo="README.md", repo_id="{FAKE_USER}/strict")
+except ValueError as error:
+    refused["client"] = str(error)
+try:
+    ModelCard({bad!r}).validate()
+except ValueError as error:
+    refused["validate"] = str(error)
+assert api.model_info("{FAKE_USER}/strict").sha == head
+print(json.dumps(refused))
+"""
+    refused = json.loads(run_against_hub(hub.url, code).stdout.strip().splitlines()[-1])
+    assert refused["client"].startswith("Invalid metadata in README.md.\n- \"base_model\" with value")
+    assert refused["validate"].startswith('Invalid metadata in README.md.\n- "base_model" with value "encoders/multilingual-e5-small/v1"')
+
+
+def test_a_commit_that_skips_the_yaml_check_is_refused_too(hub: LocalHub) -> None:
+    """The Hub checks the metadata on the commit itself as well, whatever the client asked before."""
+    hub_store = RepoStore(hub.root)
+    key = RepoKey("dataset", f"{FAKE_USER}/raw")
+    hub_store.create(key)
+    card = "---\nlicense: mit\nsize_categories:\n- 10 rows\n---\n# data\n"
+    operation = {"key": "file", "value": {"path": "README.md", "content": base64.b64encode(card.encode()).decode(), "encoding": "base64"}}
+    request = urllib.request.Request(
+        f"{hub.url}/api/datasets/{key.repo_id}/commit/main",
+        data="\n".join(json.dumps(line) for line in ({"key": "header", "value": {"summary": "raw"}}, operation)).encode(),
+        headers={"Authorization": f"Bearer {FAKE_TOKEN}", "Content-Type": "application/x-ndjson"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 400
+    assert '"size_categories" with value "10 rows" is not valid' in json.loads(refused.value.read())["error"]
+    assert list(hub_store.commit_record(key, hub_store.head(key))["files"]) == [".gitattributes"]
