@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from datasets import Dataset
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -55,10 +55,19 @@ SPAN_WIDTH_MARGIN = 8
 THRESHOLD_CHOICES = ("global", "per_label", "fixed")
 
 
+REPORT_TO = ("none", "tensorboard", "wandb", "all")
+
+
+def trackers(report_to: str) -> list[str] | None:
+    """accelerate's `log_with` for --report_to ("all": tensorboard and wandb)."""
+    return None if report_to == "none" else ["tensorboard", "wandb"] if report_to == "all" else [report_to]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--data", required=True, help="JSONL split folder (train/dev/test.jsonl + labels.txt), a save_to_disk folder, or a Hub dataset repo id")
+    data.add_argument("--data", required=True, help="JSONL split folder (train/dev/test.jsonl + labels.txt), a CoNLL-style folder (train/dev/test .txt/.conll/.bio/.bmes: token and tag per line), a save_to_disk folder, or a Hub dataset repo id (span rows, or tokens + ner_tags)")
+    data.add_argument("--tag_scheme", choices=("BIO", "BIOES", "IOB1"), help="the tag scheme of tagged data (default: BIOES when E-/S- tags occur, else BIO; IOB1 only when named)")
     data.add_argument("--k", type=int, help="low-resource train subset of K sentences (uses train_K.jsonl when present; nested 250 < 500 < 1000)")
     data.add_argument("--k_shot", type=int, help="N-way K-shot greedy sampling instead: every target label gets at least this many mentions")
     data.add_argument("--train_split", default="train", help="split(s) to train on, comma-separated and concatenated: 'fusion' or 'fusion,synthetic' for a knowfree-augment dataset")
@@ -108,6 +117,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     selection.add_argument("--hub_dataset_id", type=hub_repo_id, help="the Hub dataset repo --data is a local copy of, named in the model card's datasets (a --data repo id is named without it)")
     selection.add_argument("--license", type=hub_license, default=DEFAULT_LICENSE, help="Hub license id stated by the model card; the default is the knowfree code's own; set the training data's terms where they bind the model (e.g. cc-by-sa-3.0)")
     selection.add_argument("--language", help="language code stated by the model card (default: zh when the test sentences are Chinese, else none)")
+    tracking = parser.add_argument_group("logging and precision")
+    tracking.add_argument("--report_to", choices=REPORT_TO, default="none", help="experiment trackers through accelerate: training loss per step, dev P/R/F1 and threshold per evaluation, test figures at the end (tensorboard writes to output_dir/runs)")
+    tracking.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), help="default: what `accelerate launch` (or its config) says; bf16 runs on CPUs too, fp16 needs a GPU")
     return parser.parse_args(argv)
 
 
@@ -115,7 +127,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_training_corpus(args: argparse.Namespace) -> LabeledCorpus:
-    corpus = load_corpus(args.data, k=args.k, train_file=args.train_file, seed=args.data_seed, train_splits=args.train_split.split(","), k_shot=args.k_shot)
+    corpus = load_corpus(
+        args.data, k=args.k, train_file=args.train_file, seed=args.data_seed, train_splits=args.train_split.split(","), k_shot=args.k_shot, tag_scheme=args.tag_scheme
+    )
     splits = corpus.splits
     if args.max_train_rows:
         splits["train"] = splits["train"].select(range(min(args.max_train_rows, len(splits["train"]))))
@@ -304,7 +318,12 @@ def main(argv: list[str] | None = None) -> dict:
     weight_decay = defaults["weight_decay"] if args.weight_decay is None else args.weight_decay
     if args.synthetic_weight is None:
         args.synthetic_weight = defaults["synthetic_weight"]
-    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=trackers(args.report_to),
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(Path(args.output_dir) / "runs")),
+    )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO if accelerator.is_main_process else logging.WARNING)
     output_dir = Path(args.output_dir)
     checkpoint_dir, best_dir = output_dir / CHECKPOINT_DIR, output_dir / BEST_DIR
@@ -336,6 +355,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     state = TrainingState()
+    accelerator.init_trackers("knowfree", config={key: value for key, value in vars(args).items() if isinstance(value, (int, float, str, bool))})
     resume_from = complete_checkpoint(checkpoint_dir) if args.resume else None
     if resume_from is not None:
         load_or_explain(resume_from, accelerator.load_state)
@@ -368,6 +388,7 @@ def main(argv: list[str] | None = None) -> dict:
         if "threshold" in dev:
             entry.update(threshold=dev["threshold"], fixed_threshold_dev_f1=dev["fixed_threshold_f1"])
         state.history.append(entry)
+        accelerator.log({f"dev/{key.removeprefix('dev_')}": value for key, value in entry.items() if key not in ("step", "epoch")}, step=state.global_step)
         if improved:
             state.best_f1, state.best_step, state.evaluations_without_improvement = dev["f1"], state.global_step, 0
             if accelerator.is_main_process:
@@ -415,6 +436,7 @@ def main(argv: list[str] | None = None) -> dict:
                 if not accelerator.sync_gradients:
                     continue
                 state.global_step += 1
+                accelerator.log({"train/loss": loss.item(), "train/learning_rate": scheduler.get_last_lr()[0]}, step=state.global_step)
                 if args.interrupt_after_steps and state.global_step == args.interrupt_after_steps and not args.resume:
                     raise KeyboardInterrupt
                 out_of_steps = args.max_steps is not None and state.global_step >= args.max_steps
@@ -478,6 +500,7 @@ def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, sta
         "test": test,
         "thresholds": thresholds,
         "train_seconds": round(train_seconds, 1),
+        "mixed_precision": accelerator.mixed_precision,
         "history": state.history,
     }
     if accelerator.is_main_process:
@@ -513,6 +536,8 @@ def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, sta
         print_report(results)
         if args.push_to_hub:
             push_folder(output_dir, args.push_to_hub, args.hub_private)
+    accelerator.log({f"test/{key}": test[key] for key in ("precision", "recall", "f1")}, step=state.global_step)
+    accelerator.end_training()
     accelerator.wait_for_everyone()
     return results
 

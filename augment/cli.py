@@ -17,6 +17,7 @@ from augment.prompts import LANGUAGES
 from augment.synthesis import DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS
 from augment.workflow import run_workflow
 from knowfree.command_line import run_command_line
+from knowfree.model_card import hub_license
 
 DEFAULT_EMBEDDING_MODEL = "encoders/multilingual-e5-small-st"
 
@@ -58,6 +59,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--output_dir", required=True, help="folder of the augmented dataset (JSONL + save_to_disk + labels.txt + augmentation.json + card)")
     group.add_argument("--push_to_hub", metavar="REPO", help="also push it as a Hub dataset repo")
     group.add_argument("--hub_private", action="store_true")
+    group.add_argument("--license", type=hub_license, help="Hub license id of the augmented dataset (default: the license the source's card states, else none)")
 
 
 def add_merging_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     output.add_argument("--push_to_hub", metavar="REPO", help="push the augmented dataset (train, fusion, synthetic, dev, test + card + workflow.json)")
     output.add_argument("--push_model", metavar="REPO", help="push the final model with its card")
     output.add_argument("--hub_private", action="store_true")
+    output.add_argument("--license", type=hub_license, help="Hub license id of the augmented dataset (default: the license the source's card states, else none)")
     return parser.parse_args(argv)
 
 

@@ -116,7 +116,7 @@ def run_extend(args: argparse.Namespace, client: LLMClient | None = None) -> dic
     splits["fusion"] = Dataset.from_list(result.rows, features=FEATURES)
     dataset = DatasetDict(splits)
     body = render_dataset_card(result.metadata, {name: len(split) for name, split in dataset.items()}, train_command(args.output_dir, "fusion"))
-    save_augmented(args.output_dir, dataset, result.metadata, body)
+    save_augmented(args.output_dir, dataset, result.metadata, body, license=args.license)
     summary = {key: result.metadata[key] for key in ("extension_spans", "extension_span_counts", "annotation_counts")}
     logger.info("fusion dataset written to %s: %d extension labels, %s", args.output_dir, len(result.metadata["extension_labels"]), json.dumps(summary, ensure_ascii=False))
     if args.push_to_hub:

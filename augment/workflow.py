@@ -122,6 +122,8 @@ def training_arguments(args: argparse.Namespace, data: Path, train_split: str, o
         argv += ["--max_train_minutes", str(args.max_train_minutes)]
     if args.synthetic_weight is not None:
         argv += ["--synthetic_weight", str(args.synthetic_weight)]
+    if args.push_to_hub:  # the model's card then names the dataset this workflow pushes
+        argv += ["--hub_dataset_id", args.push_to_hub]
     return argv + args.train_args.split()
 
 
@@ -241,7 +243,7 @@ def run_workflow(args: argparse.Namespace) -> dict:
         metadata = {**fusion_metadata, "synthesis": synthesis_metadata or summary["synthesis"]}
         train_split = "fusion,synthetic" if synthetic_rows else "fusion"
         body = render_dataset_card(metadata, {name: len(split) for name, split in dataset.items()}, train_command(str(dataset_dir), train_split))
-        save_augmented(dataset_dir, dataset, metadata, body, workflow=workflow_record)
+        save_augmented(dataset_dir, dataset, metadata, body, workflow=workflow_record, license=args.license)
 
     dataset_key = steps.run("dataset", {"fusion": fusion_key, "synthetic": steps.finished.get("annotate_synthetic") if has_llm else None, "record": fingerprint(workflow_record)}, dataset_dir, build_dataset)
 

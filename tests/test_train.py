@@ -286,3 +286,27 @@ def test_a_kill_while_swapping_checkpoints_resumes_from_the_complete_copy_and_a_
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(TornCheckpoint, match=r"checkpoint .*torn/checkpoint cannot be loaded .*delete that folder"):
         train.main(arguments(corpus, encoder, torn, *common, "--resume"))
+
+
+def test_tensorboard_receives_loss_dev_and_test_figures(workspace, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root, corpus, encoder = workspace
+    results = train.main(arguments(corpus, encoder, tmp_path / "tracked", "--max_steps", "4", "--eval_every", "2", "--report_to", "tensorboard"))
+    events = EventAccumulator(str(next((tmp_path / "tracked" / "runs").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss", "dev/f1", "test/f1"} <= set(scalars)
+    assert [event.step for event in events.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert [event.value for event in events.Scalars("dev/f1")] == pytest.approx([entry["dev_f1"] for entry in results["history"]])
+    assert events.Scalars("test/f1")[-1].value == pytest.approx(results["test"]["f1"])
+
+
+def test_bf16_mixed_precision_trains_on_cpu(workspace, tmp_path):
+    """In its own process: accelerate fixes the precision of the first Accelerator a process makes."""
+    root, corpus, encoder = workspace
+    command = [sys.executable, str(REPO_ROOT / "train.py"), *arguments(corpus, encoder, tmp_path / "bf16", "--max_steps", "3", "--mixed_precision", "bf16")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "bf16" / "results.json").read_text())
+    assert results["steps"] == 3 and 0.0 <= results["test"]["f1"] <= 1.0 and results["mixed_precision"] == "bf16"
