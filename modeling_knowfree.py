@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers import initialization as init
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput
 
 try:
     from .configuration_knowfree import KnowFreeConfig
@@ -74,7 +74,7 @@ def gather_band_rows(features: torch.Tensor, width: int, rows: tuple[torch.Tenso
     padded = F.pad(features, (0, 0, 0, width - 1)).reshape(-1, size)
     first = batch_index * (length + width - 1) + position_index
     cells = first[:, None] + torch.arange(width, device=features.device)
-    return padded.index_select(0, cells.reshape(-1)).view(len(first), width, size)
+    return padded.index_select(0, cells.reshape(-1)).view(first.shape[0], width, size)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ class KnowFreeMultiHeadBiaffine(nn.Module):
 
     def forward(self, start: torch.Tensor, end: torch.Tensor, width: int, rows: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         _, length, projection = start.shape
-        count = len(rows[0])
+        count = rows[0].shape[0]
         flat_rows = rows[0] * length + rows[1]
         start_rows = start.reshape(-1, projection).index_select(0, flat_rows)
         band = gather_band_rows(self.end_affine(end), width, rows) + self.start_affine(start_rows)[:, None, :]
@@ -595,20 +595,28 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         the same candidates once and then tries many thresholds without running the model again.
         """
         processor = self.require_processor()
+
+        def run(inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            output = self(**{key: value.to(self.device) for key, value in inputs.items()})
+            return output.span_logits, output.span_mask
+
         was_training = self.training
         self.eval()
         try:
-            windows = processor.windows(texts, max_tokens)
-            candidates: list[list[SpanCandidate]] = [[] for _ in texts]
-            batches = processor.batches(windows, batch_size)
-            for batch in logging.tqdm(batches, desc="predict", unit="batch", disable=not show_progress_bar):
-                inputs = {key: value.to(self.device) for key, value in processor.encode(batch).items()}
-                output = self(**inputs)
-                for window, found in zip(batch, processor.window_candidates(output.span_logits, output.span_mask, batch, min_score)):
-                    candidates[window.text_index].extend(found)
-            return candidates
+            return processor.span_candidates(texts, run, batch_size, min_score, max_tokens, show_progress_bar)
         finally:
             self.train(was_training)
+
+    def export_onnx(self, directory: str | Path, quantize: bool = False, dynamo: bool = True) -> Path:
+        """Write an ONNX Runtime copy of this model to `directory` (`onnx_knowfree.export_onnx`): the
+        graph of encoder and span head, the processor's tokenizer and config, and the code that loads
+        them as `KnowFreeOnnxModel`. Imported here, not at the top, because that file imports this one
+        and only exports need it; its relative import is what makes the Hub ship it with this file."""
+        try:
+            from .onnx_knowfree import export_onnx
+        except ImportError:
+            from onnx_knowfree import export_onnx
+        return export_onnx(self, directory, quantize=quantize, dynamo=dynamo)
 
     def require_processor(self) -> KnowFreeProcessor:
         """The processor, or a clear error when the model was loaded without a tokenizer."""

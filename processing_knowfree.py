@@ -24,12 +24,13 @@ the model file, which imports it, so `trust_remote_code` loading needs nothing e
 """
 
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging
 
 try:
     from .configuration_knowfree import KnowFreeConfig
@@ -539,6 +540,28 @@ class KnowFreeProcessor:
             if window.own_start <= absolute_start < window.own_end:
                 found[row].append(SpanCandidate(absolute_start, absolute_start + width + 1, label, score))
         return found
+
+    def span_candidates(
+        self,
+        texts: Sequence[str],
+        run: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]],
+        batch_size: int = 8,
+        min_score: float = 0.5,
+        max_tokens: int | None = None,
+        show_progress_bar: bool = False,
+    ) -> list[list[SpanCandidate]]:
+        """Windows -> batches -> `run` -> the candidates of every text (`window_candidates`), in order.
+
+        `run` maps `encode`'s tensors to `(span_logits, span_mask)`: the PyTorch model's `forward` or
+        an ONNX Runtime session, so both read the same windows and score the same cells.
+        """
+        batches = self.batches(self.windows(texts, max_tokens), batch_size)
+        candidates: list[list[SpanCandidate]] = [[] for _ in texts]
+        for batch in logging.tqdm(batches, desc="predict", unit="batch", disable=not show_progress_bar):
+            span_logits, span_mask = run(self.encode(batch))
+            for window, found in zip(batch, self.window_candidates(span_logits, span_mask, batch, min_score)):
+                candidates[window.text_index].extend(found)
+        return candidates
 
     def label_thresholds(self, threshold: float | None = None) -> list[float]:
         """The threshold of each target label: `threshold` for all of them, else the config's (the

@@ -1,0 +1,318 @@
+"""ONNX Runtime for KnowFREE: export the encoder and span head as one ONNX graph, and predict with it.
+
+The graph takes `KnowFreeProcessor.encode`'s tensors and returns `forward`'s `span_logits` and
+`span_mask`; everything around it (windows, character alignment, candidates, thresholds, decoding)
+stays in the processor, so `KnowFreeOnnxModel.predict` returns the spans of `KnowFreeModel.predict`.
+
+    model.export_onnx("my-model-onnx", quantize=True)      # or: knowfree-export-onnx --model M --output_dir D
+    onnx_model = KnowFreeOnnxModel.from_pretrained("my-model-onnx")
+    onnx_model.predict(["马云在杭州创办了阿里巴巴集团。"])
+
+This file is remote code like `modeling_knowfree.py` (whose `export_onnx` imports it, so the Hub ships
+it with the model), which is why onnx and onnxruntime are imported inside `try` blocks where they are
+used: transformers skips those when it checks a remote file's imports, so loading the PyTorch model
+never needs them. The export folder holds this file and the ones it imports, so it loads with
+transformers' dynamic-module loader without the knowfree package installed.
+"""
+
+import argparse
+import logging
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.utils import cached_file
+
+try:
+    from .modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel
+    from .processing_knowfree import HUB_OPTIONS, KnowFreeProcessor, SpanCandidate
+except ImportError:
+    from modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel
+    from processing_knowfree import HUB_OPTIONS, KnowFreeProcessor, SpanCandidate
+
+logger = logging.getLogger("knowfree.onnx")
+
+ONNX_FILE = "model.onnx"
+QUANTIZED_FILE = "model_quantized.onnx"
+OPSET = 18
+OUTPUT_NAMES = ("span_logits", "span_mask")
+TOKEN_INPUTS = ("input_ids", "attention_mask")
+CHARACTER_INPUTS = ("char_token_index", "char_piece_start", "char_piece_end", "char_mask")
+EXPORT_TEXTS = ("知识融合让低资源序列标注更准 KnowFREE", "跨度标注")
+"""The sample the exporter traces: two texts of different lengths, none of size 0 or 1 on any axis,
+so no axis is specialised to the sample."""
+CHECK_TEXTS = ("北京大学的张老师去上海开会。", "马云", "Hello world 你好世界 2024年，我爱北京天安门")
+"""Shapes unlike the sample's: an exported graph that baked a sample size in fails on them."""
+CHECK_TOLERANCE = 1e-3
+PROTOBUF_LIMIT = 2**31
+"""A graph whose weights pass ONNX's 2 GiB protobuf limit keeps them in an external data file."""
+
+
+def onnx_input_names(model: KnowFreeModel) -> tuple[str, ...]:
+    """The graph's inputs: `encode`'s tensors that this model's `forward` reads."""
+    needs_char_ids = model.character_projection is not None
+    return TOKEN_INPUTS + CHARACTER_INPUTS + (("char_ids",) if needs_char_ids else ())
+
+
+# ---------------------------------------------------------------------------------------------------
+# The graph
+# ---------------------------------------------------------------------------------------------------
+
+
+def neighbour_attention(attention: KnowFreeLocalAttention, spans: torch.Tensor, span_mask: torch.Tensor) -> torch.Tensor:
+    """`KnowFreeLocalAttention` (eqs. 11-15) on the module's weights, written for a symbolic band width.
+
+    The module cuts a row into blocks whose size depends on the width, which an exporter can only
+    fix to the sample's width. Here each cell scores its 2w + 1 neighbours directly: the keys and
+    values are the row shifted by -w..w cells (zero-padded), non-span neighbours are masked as in the
+    module, so every span cell gets the module's output. Input (R, W, D~) and mask (R, W); output
+    (R, W, D~).
+    """
+    rows, width, hidden = spans.shape
+    reach = 2 * attention.window + 1
+    weight = torch.cat([attention.query.weight, attention.key.weight, attention.value.weight])
+    query, key, value = F.linear(spans, weight).view(rows, width, 3, attention.heads, attention.head_size).unbind(2)
+    key = F.pad(key, (0, 0, 0, 0, attention.window, attention.window))
+    value = F.pad(value, (0, 0, 0, 0, attention.window, attention.window))
+    key_is_span = F.pad(span_mask, (attention.window, attention.window), value=False)
+    scores = torch.stack([(query * key[:, shift : shift + width]).sum(-1) for shift in range(reach)], -1)
+    near = torch.stack([key_is_span[:, shift : shift + width] for shift in range(reach)], -1)
+    scores = scores.div(math.sqrt(attention.head_size)).masked_fill(~near[:, :, None, :], torch.finfo(spans.dtype).min)
+    weights = scores.softmax(-1)
+    attended = sum(weights[..., shift, None] * value[:, shift : shift + width] for shift in range(reach))
+    return attention.norm(attended.reshape(rows, width, hidden))
+
+
+class KnowFreeOnnxGraph(nn.Module):
+    """What the ONNX file computes: `KnowFreeModel.forward` without the loss, on the model's own
+    modules, in a form whose batch, token and character axes stay symbolic.
+
+    Two things differ from `KnowFreeSpanHead.forward`, neither in value: every band row is computed
+    (forward selects the rows of real characters, a data-dependent shape, and chunks them; here the
+    padding rows are computed and set to 0 as forward leaves them), and local attention is
+    `neighbour_attention`. Logits of cells outside `span_mask`, which never become spans, may differ.
+    Inputs: the tensors named by `onnx_input_names(model)`, in that order (`encode` makes them);
+    outputs: `span_logits` (B, L, W, N) and `span_mask` (B, L, W).
+    """
+
+    def __init__(self, model: KnowFreeModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        named = dict(zip(onnx_input_names(self.model), inputs))
+        char_mask = named.pop("char_mask")
+        head = self.model.span_head
+        states = self.model.encode_characters(**named)
+        batch, length = char_mask.shape
+        if head.max_span_width is None:
+            width = length
+        elif isinstance(length, torch.Tensor):  # the TorchScript tracer hands sizes out as tensors
+            width = length.clamp(max=head.max_span_width)
+        else:
+            width = torch.sym_min(head.max_span_width, length)
+        device = char_mask.device
+        batch_index = torch.arange(batch, device=device)[:, None].expand(batch, length).reshape(-1)
+        start_index = torch.arange(length, device=device).expand(batch, length).reshape(-1)
+        # `band_span_mask` row by row: (B x L, W) first, as the head computes the rows
+        row_mask = start_index[:, None] + torch.arange(width, device=device) < char_mask.sum(-1)[batch_index][:, None]
+        biaffine = head.biaffine(head.start_projection(states), head.end_projection(states), width, (batch_index, start_index))
+        features = biaffine
+        if head.local_attention is not None:
+            attended = neighbour_attention(head.local_attention, biaffine, row_mask)
+            features = biaffine + head.residual_norm(biaffine + attended)
+        logits = head.classifier(features)
+        if head.width_bias is not None:
+            logits = logits + head.width_bias[:width]
+        logits = logits.view(batch, length, width, logits.shape[-1])
+        return torch.where(char_mask[:, :, None, None], logits, torch.zeros_like(logits)), row_mask.unflatten(0, (batch, length))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------------------------------
+
+
+def _export_graph(model: KnowFreeModel, path: Path, exporter: str) -> None:
+    """Write the graph to `path` with the "dynamo" (`torch.export`) or the "torchscript" exporter."""
+    graph = KnowFreeOnnxGraph(model).eval()
+    names = onnx_input_names(model)
+    processor = model.require_processor()
+    sample = processor(list(EXPORT_TEXTS))
+    args = tuple(sample[name].to(model.device) for name in names)
+    if exporter == "torchscript":
+        axes = {name: {0: "batch", 1: "tokens" if name in TOKEN_INPUTS else "characters"} for name in names}
+        axes["span_logits"] = axes["span_mask"] = {0: "batch", 1: "characters", 2: "width"}
+        torch.onnx.export(graph, args, path, input_names=names, output_names=OUTPUT_NAMES, opset_version=OPSET, dynamo=False, dynamic_axes=axes)
+        return
+    # the longest window the processor makes: the encoder's position table allows no more
+    longest = processor.max_tokens + len(processor.frame.prefix) + len(processor.frame.suffix)
+    batch, tokens, characters = torch.export.Dim("batch"), torch.export.Dim("tokens", max=longest), torch.export.Dim("characters")
+    shapes = (tuple({0: batch, 1: tokens if name in TOKEN_INPUTS else characters} for name in names),)  # one entry: forward's *inputs
+    external_data = sum(parameter.numel() * parameter.element_size() for parameter in model.parameters()) >= PROTOBUF_LIMIT
+    torch.onnx.export(
+        graph, args, path, input_names=names, output_names=OUTPUT_NAMES, opset_version=OPSET,
+        dynamo=True, dynamic_shapes=shapes, external_data=external_data, verbose=False,
+    )
+
+
+def export_onnx(model: KnowFreeModel, directory: str | Path, quantize: bool = False, dynamo: bool = True) -> Path:
+    """Write `directory` for `KnowFreeOnnxModel.from_pretrained` and return it.
+
+    It holds `model.onnx` (opset 18; batch, token and character axes symbolic), with `quantize` also
+    `model_quantized.onnx` (int8 weights by `onnxruntime.quantization.quantize_dynamic`, for CPUs),
+    the processor's tokenizer and config, and the remote-code files.
+
+    The dynamo exporter (`torch.export`) is tried first, the TorchScript one after it fails or when
+    `dynamo` is False. Each graph is run on texts shaped unlike the traced sample and compared with
+    the PyTorch model; a graph that fails or differs by more than `CHECK_TOLERANCE` counts as a
+    failed export, since an exporter that fixed a sample size in the graph still reports success.
+    """
+    try:
+        import onnxruntime
+        from onnxruntime.quantization import quantize_dynamic
+    except ImportError as error:
+        raise ImportError("ONNX export needs onnx and onnxruntime: pip install 'knowfree[onnx]'") from error
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    processor = model.require_processor()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the check runs beside PyTorch, on its thread budget
+    failures = []
+    was_training = model.training
+    model.eval()
+    try:
+        for exporter in ("dynamo", "torchscript") if dynamo else ("torchscript",):
+            try:
+                _export_graph(model, directory / ONNX_FILE, exporter)
+                exported = KnowFreeOnnxModel.from_pretrained(directory, session_options=options, processor=processor)
+                difference = max_logit_difference(model, exported, list(CHECK_TEXTS))
+            except Exception as error:  # exporters and sessions raise many error types; each one is a failed export
+                failures.append(f"{exporter}: {type(error).__name__}: {error}")
+                continue
+            if difference <= CHECK_TOLERANCE:
+                break
+            failures.append(f"{exporter}: logits differ from PyTorch's by {difference:.2e}")
+        else:
+            raise RuntimeError("ONNX export failed:\n" + "\n".join(failures))
+        for failure in failures:
+            logger.warning("ONNX export, %s; the next exporter is used", failure)
+        logger.info("exported %s with the %s exporter (opset %d): max |logit difference| %.2e", directory / ONNX_FILE, exporter, OPSET, difference)
+        if quantize:
+            quantize_dynamic(directory / ONNX_FILE, directory / QUANTIZED_FILE, use_external_data_format=(directory / f"{ONNX_FILE}.data").exists())
+            quantized = KnowFreeOnnxModel.from_pretrained(directory, QUANTIZED_FILE, session_options=options, processor=processor)
+            logger.info("int8 graph %s: max |logit difference| %.2e", directory / QUANTIZED_FILE, max_logit_difference(model, quantized, list(CHECK_TEXTS)))
+    finally:
+        model.train(was_training)
+    processor.save_pretrained(directory)
+    custom_object_save(KnowFreeOnnxModel, directory)
+    return directory
+
+
+# ---------------------------------------------------------------------------------------------------
+# Prediction with ONNX Runtime
+# ---------------------------------------------------------------------------------------------------
+
+
+class KnowFreeOnnxModel:
+    """An exported KnowFREE model run by ONNX Runtime, with `KnowFreeModel`'s `predict` and
+    `span_candidates` (same arguments, same results). No PyTorch weights are loaded; torch still
+    carries the processor's tensors to and from the session.
+    """
+
+    def __init__(self, session: "onnxruntime.InferenceSession", processor: KnowFreeProcessor):  # noqa: F821 (imported where used)
+        self.session = session
+        self.processor = processor
+        self.input_names = [node.name for node in session.get_inputs()]
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        file_name: str = ONNX_FILE,
+        providers: list[str] | None = None,
+        session_options: "onnxruntime.SessionOptions | None" = None,  # noqa: F821 (imported where used)
+        processor: KnowFreeProcessor | None = None,
+        **hub_kwargs,
+    ) -> "KnowFreeOnnxModel":
+        """Load an export folder or Hub repo: `file_name` (`model_quantized.onnx` for the int8 graph)
+        in an `onnxruntime.InferenceSession` (CPU unless `providers` says otherwise), and the
+        processor saved beside it unless one is given. `hub_kwargs` are the processor's `HUB_OPTIONS`."""
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ImportError("KnowFreeOnnxModel needs onnxruntime: pip install 'knowfree[onnx]'") from error
+        unknown = sorted(set(hub_kwargs) - set(HUB_OPTIONS))
+        if unknown:
+            raise TypeError(f"KnowFreeOnnxModel.from_pretrained got unexpected options {unknown}")
+        path = cached_file(pretrained_model_name_or_path, file_name, **hub_kwargs)
+        # weights past the protobuf limit sit in a .data file that onnxruntime reads from beside the graph
+        cached_file(pretrained_model_name_or_path, f"{file_name}.data", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+        session = onnxruntime.InferenceSession(path, sess_options=session_options, providers=providers or ["CPUExecutionProvider"])
+        if processor is None:
+            processor = KnowFreeProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        return cls(session, processor)
+
+    def run(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode`'s tensors -> (`span_logits`, `span_mask`), as `KnowFreeModel.forward` returns them."""
+        feed = {name: inputs[name].numpy() for name in self.input_names}
+        span_logits, span_mask = self.session.run(list(OUTPUT_NAMES), feed)
+        return torch.from_numpy(span_logits), torch.from_numpy(span_mask)
+
+    def span_candidates(
+        self, texts: list[str], batch_size: int = 8, min_score: float = 0.5, max_tokens: int | None = None, show_progress_bar: bool = False
+    ) -> list[list[SpanCandidate]]:
+        """Every band cell whose best target label scores at least `min_score`, per text (see
+        `KnowFreeModel.span_candidates`)."""
+        return self.processor.span_candidates(texts, self.run, batch_size, min_score, max_tokens, show_progress_bar)
+
+    # `KnowFreeModel.predict` itself: it reads texts, thresholds and decoding, then calls
+    # `self.span_candidates` and the processor, which is all this class has to provide
+    predict = KnowFreeModel.predict
+
+    def require_processor(self) -> KnowFreeProcessor:
+        """The processor saved beside the graph (`predict` asks for it as the PyTorch model's does)."""
+        return self.processor
+
+
+def max_logit_difference(model: KnowFreeModel, onnx_model: KnowFreeOnnxModel, texts: list[str], batch_size: int = 8, max_tokens: int | None = None) -> float:
+    """Largest |PyTorch - ONNX Runtime| logit over the span cells of `texts`' windows (the cells that
+    can become spans; see `KnowFreeOnnxGraph` for the others), `model` in eval mode, batches as
+    `predict` makes them. Raises when the span masks differ."""
+    processor = model.require_processor()
+    largest = 0.0
+    with torch.inference_mode():
+        for batch in processor.batches(processor.windows(texts, max_tokens), batch_size):
+            inputs = processor.encode(batch)
+            output = model(**{key: value.to(model.device) for key, value in inputs.items()})
+            span_logits, span_mask = onnx_model.run(inputs)
+            if not torch.equal(span_mask, output.span_mask.cpu()):
+                raise ValueError(f"the ONNX span mask {tuple(span_mask.shape)} differs from PyTorch's {tuple(output.span_mask.shape)}")
+            largest = max(largest, (span_logits - output.span_logits.cpu()).abs()[span_mask].max().item())
+    return largest
+
+
+# ---------------------------------------------------------------------------------------------------
+# knowfree-export-onnx
+# ---------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`knowfree-export-onnx --model M --output_dir D [--quantize] [--torchscript]`."""
+    parser = argparse.ArgumentParser(prog="knowfree-export-onnx", description="Export a KnowFREE model to ONNX Runtime.")
+    parser.add_argument("--model", required=True, help="a saved model folder or Hub repo id")
+    parser.add_argument("--output_dir", required=True, help="the folder to write (model.onnx, tokenizer, config, code)")
+    parser.add_argument("--quantize", action="store_true", help="also write model_quantized.onnx with int8 weights")
+    parser.add_argument("--torchscript", action="store_true", help="use the TorchScript exporter instead of dynamo")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    model = KnowFreeModel.from_pretrained(arguments.model)
+    export_onnx(model, arguments.output_dir, quantize=arguments.quantize, dynamo=not arguments.torchscript)
+    print(Path(arguments.output_dir).resolve())
+    return 0
+
+
+__all__ = ["KnowFreeOnnxGraph", "KnowFreeOnnxModel", "export_onnx", "max_logit_difference"]

@@ -1,0 +1,199 @@
+"""The ONNX Runtime path (`onnx_knowfree.py`) gives `predict`'s spans and `forward`'s logits, for both
+tokenizer styles, flat and nested decoding, long texts read in windows, mixed batches, with and
+without a width limit; the export folder loads in a fresh process through transformers' remote-code
+loader alone; a model loaded with remote code exports itself; the int8 graph runs."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import CORPUS, REPO_ROOT, build_bert_char_tokenizer, build_unigram_tokenizer, tiny_config, tiny_model
+
+pytest.importorskip("onnxruntime", reason="the ONNX path needs onnxruntime (pip install 'knowfree[onnx]')")
+import onnxruntime  # noqa: E402
+
+from modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel  # noqa: E402
+from onnx_knowfree import QUANTIZED_FILE, KnowFreeOnnxModel, main, max_logit_difference, neighbour_attention  # noqa: E402
+
+LONG_TEXT = "".join(CORPUS) * 30  # about 700 tokens: two encoder windows
+TEXTS = [*CORPUS, CORPUS[1] * 3, "马云", LONG_TEXT[:90]]
+
+
+def one_thread() -> onnxruntime.SessionOptions:
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    return options
+
+
+def scaled(model: KnowFreeModel) -> KnowFreeModel:
+    """Scores above and below any threshold, so the untrained model predicts spans (as in test_pipeline)."""
+    with torch.no_grad():
+        model.span_head.classifier.weight.mul_(5.0)
+        model.span_head.classifier.bias.fill_(0.0)
+        if model.span_head.width_bias is not None:
+            model.span_head.width_bias.normal_(0.0, 1.0)
+        if model.character_projection is not None:
+            model.character_projection.weight.normal_(0.0, 0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict:
+    """Two exports by the dynamo exporter: BERT characters with no width limit, and SentencePiece pieces
+    with `max_span_width`, its width bias, character embeddings, extension labels and the int8 graph."""
+    folder = tmp_path_factory.mktemp("onnx")
+    models = {
+        "bert": scaled(tiny_model(build_bert_char_tokenizer())),
+        "unigram": scaled(tiny_model(build_unigram_tokenizer(), extension_labels=["WORD"], max_span_width=6, character_embeddings=True)),
+    }
+    found = {}
+    for name, model in models.items():
+        directory = model.export_onnx(folder / name, quantize=name == "unigram")
+        found[name] = (model, KnowFreeOnnxModel.from_pretrained(directory, session_options=one_thread()), directory)
+    return found
+
+
+@pytest.fixture(params=["bert", "unigram"])
+def exported(request, exports):
+    return exports[request.param]
+
+
+def assert_same_spans(expected: list[list[dict]], found: list[list[dict]]) -> None:
+    """Same offsets, labels and texts in the same order; scores within 1e-4."""
+    assert [[(span["start"], span["end"], span["label"], span["text"]) for span in row] for row in found] == [
+        [(span["start"], span["end"], span["label"], span["text"]) for span in row] for row in expected
+    ]
+    for expected_row, found_row in zip(expected, found):
+        for expected_span, found_span in zip(expected_row, found_row):
+            assert found_span["score"] == pytest.approx(expected_span["score"], abs=1e-4)
+
+
+@pytest.mark.parametrize("decoding", ["flat", "nested"])
+def test_onnx_spans_equal_predict_s_on_a_mixed_batch(exported, decoding):
+    model, onnx_model, _ = exported
+    expected = model.predict(TEXTS, batch_size=3, threshold=0.3, decoding=decoding)
+    assert sum(len(row) for row in expected) > 20
+    assert_same_spans(expected, onnx_model.predict(TEXTS, batch_size=3, threshold=0.3, decoding=decoding))
+    assert_same_spans([model.predict(TEXTS[1])], [onnx_model.predict(TEXTS[1])])
+
+
+def test_onnx_logits_equal_forward_s_within_1e_4(exported):
+    model, onnx_model, _ = exported
+    assert max_logit_difference(model, onnx_model, TEXTS, batch_size=3) <= 1e-4
+    assert max_logit_difference(model, onnx_model, TEXTS[:2], batch_size=1) <= 1e-4
+    assert max_logit_difference(model, onnx_model, [LONG_TEXT[:200]], max_tokens=24) <= 1e-4
+
+
+def test_a_text_longer_than_one_window(exported):
+    model, onnx_model, _ = exported
+    for max_tokens in (None, 16):  # the encoder's 510 tokens, and many short windows
+        assert len(model.processor.windows([LONG_TEXT], max_tokens)) > 1
+        options = dict(threshold=0.6, decoding="nested", max_tokens=max_tokens, batch_size=2)  # 0.3 keeps 850,000 candidates
+        expected = model.predict([LONG_TEXT, CORPUS[0]], **options)
+        assert len(expected[0]) > 20
+        assert_same_spans(expected, onnx_model.predict([LONG_TEXT, CORPUS[0]], **options))
+
+
+def test_span_candidates_match_and_extension_labels_stay_out(exports):
+    model, onnx_model, _ = exports["unigram"]
+    expected = model.span_candidates(TEXTS, min_score=0.0)
+    found = onnx_model.span_candidates(TEXTS, min_score=0.0)
+    assert [[(c.start, c.end, c.label) for c in row] for row in found] == [[(c.start, c.end, c.label) for c in row] for row in expected]
+    assert max(abs(a.score - b.score) for row_a, row_b in zip(expected, found) for a, b in zip(row_a, row_b)) <= 1e-4
+    assert {candidate.label for row in found for candidate in row} <= set(range(len(model.config.target_labels)))
+
+
+def test_the_graph_has_symbolic_batch_token_and_character_axes(exports):
+    _, onnx_model, directory = exports["unigram"]
+    shapes = {node.name: node.shape for node in onnx_model.session.get_inputs()}
+    assert shapes["input_ids"] == ["batch", "tokens"] and shapes["attention_mask"] == ["batch", "tokens"]
+    for name in ("char_token_index", "char_piece_start", "char_piece_end", "char_mask", "char_ids"):
+        assert shapes[name] == ["batch", "characters"], name
+    assert "char_ids" not in [node.name for node in exports["bert"][1].session.get_inputs()]
+    saved = {path.name for path in directory.iterdir()}
+    assert {"model.onnx", QUANTIZED_FILE, "config.json", "tokenizer.json", "onnx_knowfree.py", "processing_knowfree.py"} <= saved
+    assert "model.safetensors" not in saved
+
+
+def test_the_int8_graph_runs(exports):
+    model, _, directory = exports["unigram"]
+    quantized = KnowFreeOnnxModel.from_pretrained(directory, QUANTIZED_FILE, session_options=one_thread())
+    spans = quantized.predict(TEXTS, threshold=0.3)
+    assert len(spans) == len(TEXTS) and sum(len(row) for row in spans) > 0
+    assert max_logit_difference(model, quantized, TEXTS) < 0.5  # int8 weights: close, not equal
+
+
+def test_neighbour_attention_is_the_local_attention_module_on_span_cells():
+    torch.manual_seed(0)
+    for window, width in ((0, 5), (2, 9), (3, 70)):  # 70 cells: the module's blocked path
+        config = tiny_config(50, ["A"], local_attention_window=window)
+        attention = KnowFreeLocalAttention(config)
+        spans = torch.randn(6, width, config.span_hidden_size)
+        mask = torch.arange(width)[None, :] < torch.tensor([width, width - 1, 3, 1, width // 2, 2])[:, None]
+        with torch.no_grad():
+            expected, found = attention(spans, mask), neighbour_attention(attention, spans, mask)
+        assert torch.allclose(found[mask], expected[mask], atol=1e-5)
+
+
+def test_the_torchscript_exporter_through_the_command_line(tmp_path, bert_tokenizer):
+    model = scaled(tiny_model(bert_tokenizer, max_span_width=5, use_local_attention=False))
+    model.save_pretrained(tmp_path / "model")
+    assert main(["--model", str(tmp_path / "model"), "--output_dir", str(tmp_path / "onnx"), "--torchscript"]) == 0
+    onnx_model = KnowFreeOnnxModel.from_pretrained(tmp_path / "onnx", session_options=one_thread())
+    assert max_logit_difference(model, onnx_model, TEXTS, batch_size=3) <= 1e-4
+    assert_same_spans(model.predict(TEXTS, threshold=0.3), onnx_model.predict(TEXTS, threshold=0.3))
+
+
+def run_fresh(script: str, tmp_path) -> dict:
+    """Run `script` in a new interpreter outside the repository, with only a temporary modules cache."""
+    environment = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_export_folder_loads_in_a_fresh_process(exports, tmp_path):
+    model, _, directory = exports["bert"]
+    script = f"""
+import json, sys
+import onnxruntime
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
+options = onnxruntime.SessionOptions()
+options.intra_op_num_threads = 1
+KnowFreeOnnxModel = get_class_from_dynamic_module("onnx_knowfree.KnowFreeOnnxModel", {str(directory)!r})
+onnx_model = KnowFreeOnnxModel.from_pretrained({str(directory)!r}, session_options=options)
+print(json.dumps({{
+    "module": KnowFreeOnnxModel.__module__,
+    "repository_on_path": {str(REPO_ROOT)!r} in sys.path,
+    "imported_from_the_repository": [name for name in ("modeling_knowfree", "processing_knowfree", "onnx_knowfree") if name in sys.modules],
+    "spans": onnx_model.predict({TEXTS!r}, batch_size=3, threshold=0.3),
+}}))
+"""
+    reply = run_fresh(script, tmp_path)
+    assert reply["module"].startswith("transformers_modules")
+    assert not reply["repository_on_path"] and reply["imported_from_the_repository"] == []
+    assert_same_spans(model.predict(TEXTS, batch_size=3, threshold=0.3), reply["spans"])
+
+
+def test_a_model_loaded_with_remote_code_exports_itself(exports, tmp_path):
+    model = exports["bert"][0]
+    model.save_pretrained(tmp_path / "model")
+    assert (tmp_path / "model" / "onnx_knowfree.py").is_file()
+    script = f"""
+import json
+import onnxruntime
+from transformers import AutoModel
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
+options = onnxruntime.SessionOptions()
+options.intra_op_num_threads = 1
+model = AutoModel.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True)
+directory = model.export_onnx({str(tmp_path / "onnx")!r}, dynamo=False)
+KnowFreeOnnxModel = get_class_from_dynamic_module("onnx_knowfree.KnowFreeOnnxModel", str(directory))
+onnx_model = KnowFreeOnnxModel.from_pretrained(directory, session_options=options)
+print(json.dumps({{"module": type(model).__module__, "spans": onnx_model.predict({TEXTS!r}, threshold=0.3)}}))
+"""
+    reply = run_fresh(script, tmp_path)
+    assert reply["module"].startswith("transformers_modules")
+    assert_same_spans(model.predict(TEXTS, threshold=0.3), reply["spans"])
