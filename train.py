@@ -537,8 +537,8 @@ def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, sta
         if args.push_to_hub:
             push_folder(output_dir, args.push_to_hub, args.hub_private)
     accelerator.log({f"test/{key}": test[key] for key in ("precision", "recall", "f1")}, step=state.global_step)
-    accelerator.end_training()
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # closes the trackers (and, with several processes, the process group): last
     return results
 
 
