@@ -16,9 +16,7 @@ the command it has now counts as finished on a fresh clone too, and the report k
 """
 
 import argparse
-import os
 import shlex
-import statistics
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,14 +26,12 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
 
-from accuracy import LAUNCH, REPO_ROOT, SETTINGS, accept_ctrl_c, exclusive, machine, read_json, run_logged, run_recorded, shown  # noqa: E402
-from results_file import update_results  # noqa: E402
-
-from knowfree.checkpoints import has_checkpoint  # noqa: E402
+from accuracy import LAUNCH, REPO_ROOT, SETTINGS, read_json, run_logged, shown  # noqa: E402
+from cell_parts import SEEDS, add_common_arguments, chosen, dispatch, mean_spread, recorded_cells, run_parts, write_section  # noqa: E402
+from cell_parts import cell_record as record_of  # noqa: E402
 
 DATASETS = ("weibo", "resume")
 SHOTS = (5, 10)
-SEEDS = (42, 43, 44)
 BLOCK_START, BLOCK_END = "<!-- few-shot:start -->", "<!-- few-shot:end -->"
 PLAIN, WORKFLOW = "knowfree", "workflow"
 RESULTS = {PLAIN: Path(PLAIN) / "results.json", WORKFLOW: Path(WORKFLOW) / "annotation-model" / "results.json"}
@@ -59,10 +55,6 @@ class Place:
     runs_dir: Path
     data_root: str
     recorded: Mapping[str, dict] = field(default_factory=dict)
-
-
-def recorded_cells(results_json: Path) -> dict[str, dict]:
-    return {record["id"]: record for record in read_json(results_json, {}).get("few_shot", {}).get("cells", [])}
 
 
 def grid() -> list[Cell]:
@@ -99,44 +91,21 @@ def part_figures(cell: Cell, place: Place, part: str) -> dict | None:
             "best_step": results["best_step"], "steps": results.get("steps"), "train_seconds": results["train_seconds"]}  # fmt: skip
 
 
+def finished(cell: Cell, place: Place, part: str) -> bool:
+    return part_figures(cell, place, part) is not None
+
+
 def run(cells: list[Cell], place: Place, report, runner=run_logged) -> int:
     """Run every unfinished command of the cells, one after another; train.py resumes from its checkpoint."""
-    for cell in cells:
-        folder = place.runs_dir / cell.id
-        with exclusive(folder / "running.lock") as taken:
-            if not taken:
-                print(f"{cell.id}: held by another runner; passed over", flush=True)
-                continue
-            for part, command in commands(cell, place).items():
-                if part_figures(cell, place, part) is not None:
-                    continue
-                if part == PLAIN and has_checkpoint(folder / PLAIN):
-                    command = command + ["--resume"]
-                print(f"{cell.id} {part}: running (log: {shown(folder / 'train.log')})", flush=True)
-                returncode = run_recorded(command, folder, runner)
-                if returncode:
-                    print(f"{cell.id} {part}: exit status {returncode}", flush=True)
-                    return returncode
-        report()
-    return 0
+    return run_parts(cells, lambda cell: place.runs_dir / cell.id, lambda cell: commands(cell, place), lambda cell, part: finished(cell, place, part), report, runner)
 
 
 def cell_record(cell: Cell, place: Place) -> dict:
-    record: dict = {"id": cell.id, "dataset": cell.dataset, "shots": cell.shots, "seed": cell.seed,
-                    "commands": {part: shlex.join(command) for part, command in commands(cell, place).items()}}  # fmt: skip
-    for part in RESULTS:
-        figures = part_figures(cell, place, part)
-        if figures is not None:
-            record[part] = figures
-    return record
+    return record_of(cell, {"dataset": cell.dataset, "shots": cell.shots, "seed": cell.seed}, commands(cell, place), lambda cell, part: part_figures(cell, place, part))
 
 
 def summary(records: list[dict], part: str, figure: str) -> str:
-    values = [record[part][figure] for record in records if part in record]
-    if not values:
-        return "—"
-    spread = f" ± {statistics.pstdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.fmean(values):.3f}{spread} ({len(values)} of {len(records)} seeds)"
+    return mean_spread([record[part][figure] for record in records if part in record], len(records), " seeds")
 
 
 def report(place: Place, markdown: Path, results_json: Path) -> None:
@@ -162,50 +131,22 @@ def report(place: Place, markdown: Path, results_json: Path) -> None:
                 f"| {summary(group, WORKFLOW, 'dev_f1')} | {summary(group, WORKFLOW, 'test_f1')} |"
             )
     lines.append(BLOCK_END)
-    section = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "cells": records}
-    update_results(markdown, results_json, "few_shot", section, "\n".join(lines), BLOCK_START, BLOCK_END)
+    write_section(markdown, results_json, "few_shot", records, lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--list", action="store_true", help="every selected cell, what is finished, and its commands")
-    mode.add_argument("--run", action="store_true", help="run the unfinished commands of the selected cells, rebuilding the report after each cell")
-    mode.add_argument("--report", action="store_true", help="rebuild the few-shot block of RESULTS.md and the 'few_shot' key of results.json")
+    add_common_arguments(parser, "few-shot", "few_shot", "benchmarks/runs/few-shot")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS)
     parser.add_argument("--shots", nargs="+", type=int, choices=SHOTS)
-    parser.add_argument("--seeds", nargs="+", type=int, choices=SEEDS)
-    parser.add_argument("--runs_dir", default="benchmarks/runs/few-shot", help="cell folders (relative to the repository root)")
-    parser.add_argument("--data_root", default="../shared/data", help="relative to the repository root")
-    parser.add_argument("--results_md", default=str(BENCHMARKS / "RESULTS.md"))
-    parser.add_argument("--results_json", default=str(BENCHMARKS / "results.json"))
     options = parser.parse_args(argv)
-    place = Place(REPO_ROOT / options.runs_dir, options.data_root, recorded_cells(Path(options.results_json)))
-    cells = [
-        cell for cell in grid()
-        if (options.datasets is None or cell.dataset in options.datasets) and (options.shots is None or cell.shots in options.shots)
-        and (options.seeds is None or cell.seed in options.seeds)
-    ]  # fmt: skip
-
-    def rebuild() -> None:
-        report(place, Path(options.results_md), Path(options.results_json))
-
-    if options.list:
-        lines = []
-        for cell in cells:
-            for part, command in commands(cell, place).items():
-                state = "pending" if part_figures(cell, place, part) is None else "finished"
-                lines.append(f"{cell.id} {part}: {state}\n    {shlex.join(command)}")
-        try:
-            print("\n".join(lines), flush=True)
-        except BrokenPipeError:  # `--list | head`: the reader has had enough
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    if options.report:
-        rebuild()
-        return 0
-    accept_ctrl_c()
-    return run(cells, place, rebuild)
+    place = Place(REPO_ROOT / options.runs_dir, options.data_root, recorded_cells(Path(options.results_json), "few_shot"))
+    cells = [cell for cell in grid() if chosen(cell, dataset=options.datasets, shots=options.shots, seed=options.seeds)]
+    return dispatch(
+        options, cells, lambda cell: commands(cell, place), lambda cell, part: finished(cell, place, part),
+        lambda: report(place, Path(options.results_md), Path(options.results_json)),
+        lambda: run(cells, place, lambda: report(place, Path(options.results_md), Path(options.results_json))),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -23,13 +23,12 @@ has trained is not trained again.
 
 import argparse
 import gzip
-import os
 import shlex
 import shutil
-import statistics
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,15 +36,13 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
 
-from accuracy import REPO_ROOT, accept_ctrl_c, exclusive, machine, read_json, run_logged, run_recorded, shown  # noqa: E402
+from accuracy import REPO_ROOT, read_json, run_logged, shown  # noqa: E402
+from cell_parts import SEEDS, add_common_arguments, chosen, dispatch, mean_spread, output_folder, recorded_cells, run_parts, write_section  # noqa: E402
+from cell_parts import cell_record as record_of  # noqa: E402
 from few_shot import sample_commands  # noqa: E402
-from results_file import update_results  # noqa: E402
-
-from knowfree.checkpoints import has_checkpoint  # noqa: E402
 
 DATASETS = ("weibo", "resume")
 SAMPLES = {"10shot": ["--k_shot", "10"], "k50": ["--k", "50"]}
-SEEDS = (42, 43, 44)
 LLMS = ("0.5b", "1.5b")
 DEFAULT_ENDPOINT = "http://127.0.0.1:8011"
 SERVED_MODEL = "qwen"  # the model name serve.sh's server answers to
@@ -111,15 +108,10 @@ def commands(cell: Cell, place: Place) -> dict[str, list[str]]:
     return parts
 
 
-def _part_folder(command: list[str]) -> Path:
-    flag = "--work_dir" if "--work_dir" in command else "--output_dir"
-    return REPO_ROOT / command[command.index(flag) + 1]
-
-
 def measured(cell: Cell, place: Place, part: str) -> dict | None:
     """A finished part's figures, from its folder, else from results.json when recorded with today's command."""
     command = commands(cell, place)[part]
-    folder = _part_folder(command)
+    folder = output_folder(command)
     if part == PLAIN:
         results = read_json(folder / "results.json", None)
         figures = None if results is None else {"test_f1": results["test"]["f1"], "dev_f1": results["dev"]["f1"], "train_rows": results["train_rows"]}
@@ -162,51 +154,34 @@ def _keep_replies(cell: Cell, place: Place, size: str) -> None:
         staging.replace(committed)
 
 
+@contextmanager
+def replies_kept(cell: Cell, place: Place, part: str) -> Iterator[None]:
+    """Around an LLM part: its committed replies restored before, and kept (compressed) after, even when it fails."""
+    size = part.removeprefix("llm-") if part.startswith("llm-") else None
+    if size:
+        _restore_replies(cell, place, size)
+    try:
+        yield
+    finally:
+        if size:
+            _keep_replies(cell, place, size)
+
+
+def finished(cell: Cell, place: Place, part: str) -> bool:
+    return measured(cell, place, part) is not None
+
+
 def run(cells: list[Cell], place: Place, parts: list[str], report, runner=run_logged) -> int:
     """Run the unfinished `parts` of the cells one after another; replies are committed as they are kept."""
-    for cell in cells:
-        folder = place.runs_dir / cell.id
-        with exclusive(folder / "running.lock") as taken:
-            if not taken:
-                print(f"{cell.id}: held by another runner; passed over", flush=True)
-                continue
-            for part in parts:
-                if measured(cell, place, part) is not None:
-                    continue
-                size = part.removeprefix("llm-") if part.startswith("llm-") else None
-                command = commands(cell, place)[part]
-                if part == PLAIN and has_checkpoint(_part_folder(command)):
-                    command = command + ["--resume"]
-                if size:
-                    _restore_replies(cell, place, size)
-                print(f"{cell.id} {part}: running (log: {shown(folder / 'train.log')})", flush=True)
-                try:
-                    returncode = run_recorded(command, folder, runner)
-                finally:
-                    if size:
-                        _keep_replies(cell, place, size)
-                if returncode:
-                    print(f"{cell.id} {part}: exit status {returncode}", flush=True)
-                    return returncode
-        report()
-    return 0
+
+    def selected(cell: Cell) -> dict[str, list[str]]:
+        return {part: command for part, command in commands(cell, place).items() if part in parts}
+
+    return run_parts(cells, lambda cell: place.runs_dir / cell.id, selected, lambda cell, part: finished(cell, place, part), report, runner, lambda cell, part: replies_kept(cell, place, part))
 
 
 def cell_record(cell: Cell, place: Place) -> dict:
-    record: dict = {"id": cell.id, "dataset": cell.dataset, "sample": cell.sample, "seed": cell.seed,
-                    "commands": {part: shlex.join(command) for part, command in commands(cell, place).items()}}  # fmt: skip
-    for part in record["commands"]:
-        figures = measured(cell, place, part)
-        if figures is not None:
-            record[part] = figures
-    return record
-
-
-def mean_spread(values: list[float], of: int) -> str:
-    if not values:
-        return "—"
-    spread = f" ± {statistics.pstdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.fmean(values):.3f}{spread} ({len(values)} of {of})"
+    return record_of(cell, {"dataset": cell.dataset, "sample": cell.sample, "seed": cell.seed}, commands(cell, place), lambda cell, part: measured(cell, place, part))
 
 
 def kind_rows(records: list[dict], part: str) -> list[str]:
@@ -296,57 +271,27 @@ def report(place: Place, markdown: Path, results_json: Path) -> None:
                     *kind_rows(group, llm_part(size)),
                 ]
     lines.append(BLOCK_END)
-    section = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "cells": records}
-    update_results(markdown, results_json, "llm_workflow", section, "\n".join(lines), BLOCK_START, BLOCK_END)
-
-
-def recorded_cells(results_json: Path) -> dict[str, dict]:
-    return {record["id"]: record for record in read_json(results_json, {}).get("llm_workflow", {}).get("cells", [])}
+    write_section(markdown, results_json, "llm_workflow", records, lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--list", action="store_true", help="every selected cell, what is finished, and its commands")
-    mode.add_argument("--run", action="store_true", help="run the selected unfinished parts (KnowFREE, offline, and the --llm part), rebuilding the report after each cell")
-    mode.add_argument("--report", action="store_true", help="rebuild the LLM-workflow block of RESULTS.md and the 'llm_workflow' key of results.json")
+    add_common_arguments(parser, "LLM-workflow", "llm_workflow", "benchmarks/runs/llm-workflow")
     parser.add_argument("--llm", choices=LLMS, help="the model the endpoint serves now: its parts run (without it, only the LLM-free parts)")
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="the OpenAI-compatible server (serve.sh's default port)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS)
     parser.add_argument("--samples", nargs="+", choices=tuple(SAMPLES))
-    parser.add_argument("--seeds", nargs="+", type=int, choices=SEEDS)
-    parser.add_argument("--runs_dir", default="benchmarks/runs/llm-workflow", help="cell folders of the LLM parts (relative to the repository root)")
     parser.add_argument("--plain_runs_dir", default="benchmarks/runs/few-shot", help="cell folders of the LLM-free parts: few_shot.py's, shared")
-    parser.add_argument("--data_root", default="../shared/data", help="relative to the repository root")
-    parser.add_argument("--results_md", default=str(BENCHMARKS / "RESULTS.md"))
-    parser.add_argument("--results_json", default=str(BENCHMARKS / "results.json"))
     options = parser.parse_args(argv)
-    place = Place(REPO_ROOT / options.runs_dir, options.data_root, options.endpoint, REPO_ROOT / options.plain_runs_dir, REPLIES, recorded_cells(Path(options.results_json)))
-    cells = [
-        cell for cell in grid()
-        if (options.datasets is None or cell.dataset in options.datasets) and (options.samples is None or cell.sample in options.samples)
-        and (options.seeds is None or cell.seed in options.seeds)
-    ]  # fmt: skip
-
-    def rebuild() -> None:
-        report(place, Path(options.results_md), Path(options.results_json))
-
-    if options.list:
-        lines = [
-            f"{cell.id} {part}: {'pending' if measured(cell, place, part) is None else 'finished'}\n    {shlex.join(command)}"
-            for cell in cells for part, command in commands(cell, place).items()
-        ]  # fmt: skip
-        try:
-            print("\n".join(lines), flush=True)
-        except BrokenPipeError:  # `--list | head`
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    if options.report:
-        rebuild()
-        return 0
-    accept_ctrl_c()
+    recorded = recorded_cells(Path(options.results_json), "llm_workflow")
+    place = Place(REPO_ROOT / options.runs_dir, options.data_root, options.endpoint, REPO_ROOT / options.plain_runs_dir, REPLIES, recorded)
+    cells = [cell for cell in grid() if chosen(cell, dataset=options.datasets, sample=options.samples, seed=options.seeds)]
     parts = [PLAIN, OFFLINE] + ([llm_part(options.llm)] if options.llm else [])
-    return run(cells, place, parts, rebuild)
+    return dispatch(
+        options, cells, lambda cell: commands(cell, place), lambda cell, part: finished(cell, place, part),
+        lambda: report(place, Path(options.results_md), Path(options.results_json)),
+        lambda: run(cells, place, parts, lambda: report(place, Path(options.results_md), Path(options.results_json))),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def test_a_fresh_clone_keeps_the_parts_its_committed_results_json_records(tmp_pa
     write_results(runs / cell.id / few_shot.RESULTS[few_shot.PLAIN], 0.6, 0.55, 24)
     few_shot.report(Place(runs, "../shared/data"), markdown, results)
     shutil.rmtree(runs)
-    clone = Place(runs, "../shared/data", few_shot.recorded_cells(results))
+    clone = Place(runs, "../shared/data", few_shot.recorded_cells(results, "few_shot"))
     assert few_shot.part_figures(cell, clone, few_shot.PLAIN)["test_f1"] == 0.55
     assert few_shot.part_figures(cell, clone, few_shot.WORKFLOW) is None
     assert few_shot.part_figures(cell, Place(runs, "elsewhere", clone.recorded), few_shot.PLAIN) is None  # other command: stale

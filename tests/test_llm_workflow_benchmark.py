@@ -61,7 +61,7 @@ def test_a_run_commits_the_replies_and_the_report_shows_every_column(tmp_path):
 
     def runner(command, log):
         ran.append(command[0] if "--endpoint" not in command else "llm")
-        folder = llm_workflow._part_folder(command)
+        folder = llm_workflow.output_folder(command)
         if command[0] == "accelerate":
             folder.mkdir(parents=True)
             (folder / "results.json").write_text(json.dumps({"test": {"f1": 0.30}, "dev": {"f1": 0.2}, "train_rows": 54}))
@@ -87,7 +87,7 @@ def test_a_run_commits_the_replies_and_the_report_shows_every_column(tmp_path):
     assert "structured output: json_object_schema" in table and "extend 60 s, synthesize 30 s" in table
 
     shutil.rmtree(place.runs_dir)
-    clone = Place(place.runs_dir, "../shared/data", replies_dir=place.replies_dir, recorded=llm_workflow.recorded_cells(results))
+    clone = Place(place.runs_dir, "../shared/data", replies_dir=place.replies_dir, recorded=llm_workflow.recorded_cells(results, "llm_workflow"))
     assert llm_workflow.measured(cell, clone, "llm-0.5b")["synthetic_test_f1"] == 0.45  # a fresh clone keeps the record
     llm_workflow._restore_replies(cell, clone, "0.5b")
     assert llm_workflow.reply_cache(cell, clone, "0.5b").read_text().endswith('"reply": "[]"}\n')  # replies ready for an offline re-run
