@@ -165,6 +165,15 @@ def render(kind: str, language: str, **fields) -> Messages:
     ]
 
 
+def prompt_kind(messages: Messages) -> str | None:
+    """Which prompt (KINDS) rendered these messages, from the fixed text before the template's first field; None if none did."""
+    user = next((message["content"] for message in messages if message["role"] == "user"), "")
+    for kind, languages in _TEMPLATES.items():
+        if any(user.startswith(template.split("{", 1)[0]) for template in languages.values()):
+            return kind
+    return None
+
+
 def as_plain_prompt(messages: Messages) -> str:
     """One prompt string for endpoints that only offer raw text generation (TGI /generate)."""
     return "\n\n".join(message["content"] for message in messages) + "\n\n"
