@@ -566,6 +566,7 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         max_tokens: int | None = None,
         show_progress_bar: bool = False,
         text_column: str = "text",
+        time_limit: float | None = None,
     ) -> list[dict] | list[list[dict]]:
         """Spans of target labels with character `start`, `end` (exclusive), `label`, `score`, `text`.
 
@@ -573,7 +574,8 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         or any iterable of strings a list of such lists, in order. Text longer than the encoder limit
         is read in overlapping windows and the spans merged, never truncated. `threshold` (one value
         for every label) defaults to the config's per-label thresholds, the ones calibrated on dev
-        after training, and `decoding` ("flat"/"nested") to the config's. `show_progress_bar` shows
+        after training, and `decoding` ("flat"/"nested") to the config's. `time_limit` (seconds) stops
+        with a TimeoutError once it is passed (checked between batches). `show_progress_bar` shows
         the encoder batches as they are done.
         """
         single = isinstance(texts, str)
@@ -581,13 +583,14 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         batch_texts = [texts] if single else processor.text_list(texts, text_column)
         nested = processor.is_nested(decoding)
         thresholds = processor.label_thresholds(threshold)
-        candidates = self.span_candidates(batch_texts, batch_size, min(thresholds, default=1.0), max_tokens, show_progress_bar)
+        candidates = self.span_candidates(batch_texts, batch_size, min(thresholds, default=1.0), max_tokens, show_progress_bar, time_limit)
         results = processor.post_process(batch_texts, candidates, thresholds, nested)
         return results[0] if single else results
 
     @torch.inference_mode()
     def span_candidates(
-        self, texts: list[str], batch_size: int = 8, min_score: float = 0.5, max_tokens: int | None = None, show_progress_bar: bool = False
+        self, texts: list[str], batch_size: int = 8, min_score: float = 0.5, max_tokens: int | None = None, show_progress_bar: bool = False,
+        time_limit: float | None = None,
     ) -> list[list[SpanCandidate]]:
         """Every band cell whose best target label scores at least `min_score`, before decoding, per text.
 
@@ -603,7 +606,7 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         was_training = self.training
         self.eval()
         try:
-            return processor.span_candidates(texts, run, batch_size, min_score, max_tokens, show_progress_bar)
+            return processor.span_candidates(texts, run, batch_size, min_score, max_tokens, show_progress_bar, time_limit)
         finally:
             self.train(was_training)
 

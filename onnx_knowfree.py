@@ -263,11 +263,12 @@ class KnowFreeOnnxModel:
         return torch.from_numpy(span_logits), torch.from_numpy(span_mask)
 
     def span_candidates(
-        self, texts: list[str], batch_size: int = 8, min_score: float = 0.5, max_tokens: int | None = None, show_progress_bar: bool = False
+        self, texts: list[str], batch_size: int = 8, min_score: float = 0.5, max_tokens: int | None = None, show_progress_bar: bool = False,
+        time_limit: float | None = None,
     ) -> list[list[SpanCandidate]]:
         """Every band cell whose best target label scores at least `min_score`, per text (see
         `KnowFreeModel.span_candidates`)."""
-        return self.processor.span_candidates(texts, self.run, batch_size, min_score, max_tokens, show_progress_bar)
+        return self.processor.span_candidates(texts, self.run, batch_size, min_score, max_tokens, show_progress_bar, time_limit)
 
     # `KnowFreeModel.predict` itself: it reads texts, thresholds and decoding, then calls
     # `self.span_candidates` and the processor, which is all this class has to provide

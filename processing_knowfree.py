@@ -23,6 +23,7 @@ This file depends only on torch, transformers and `configuration_knowfree.py`: t
 the model file, which imports it, so `trust_remote_code` loading needs nothing else.
 """
 
+import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -549,15 +550,21 @@ class KnowFreeProcessor:
         min_score: float = 0.5,
         max_tokens: int | None = None,
         show_progress_bar: bool = False,
+        time_limit: float | None = None,
     ) -> list[list[SpanCandidate]]:
         """Windows -> batches -> `run` -> the candidates of every text (`window_candidates`), in order.
 
         `run` maps `encode`'s tensors to `(span_logits, span_mask)`: the PyTorch model's `forward` or
-        an ONNX Runtime session, so both read the same windows and score the same cells.
+        an ONNX Runtime session, so both read the same windows and score the same cells. With
+        `time_limit` (seconds) the work stops with a TimeoutError at the first batch boundary past it,
+        so a server can bound each request.
         """
+        started = time.monotonic()
         batches = self.batches(self.windows(texts, max_tokens), batch_size)
         candidates: list[list[SpanCandidate]] = [[] for _ in texts]
         for batch in logging.tqdm(batches, desc="predict", unit="batch", disable=not show_progress_bar):
+            if time_limit is not None and time.monotonic() - started > time_limit:
+                raise TimeoutError(f"prediction stopped after {time.monotonic() - started:.1f} s, past its time limit of {time_limit} s")
             span_logits, span_mask = run(self.encode(batch))
             for window, found in zip(batch, self.window_candidates(span_logits, span_mask, batch, min_score)):
                 candidates[window.text_index].extend(found)

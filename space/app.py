@@ -38,6 +38,8 @@ MODEL_ENV = "KNOWFREE_MODEL"
 REVISION_ENV = "KNOWFREE_MODEL_REVISION"
 MAX_CHARS_ENV = "KNOWFREE_MAX_CHARS"
 DEFAULT_MAX_CHARS = 5000
+TIME_LIMIT_ENV = "KNOWFREE_TIME_LIMIT"
+DEFAULT_TIME_LIMIT = 30.0
 LABEL_CONCURRENCY = 2
 MIN_THRESHOLD = 0.05
 LLM_ENDPOINT_ENV = "KNOWFREE_LLM_ENDPOINT"
@@ -90,6 +92,14 @@ def max_chars() -> int:
         return max(1, int(os.environ.get(MAX_CHARS_ENV, DEFAULT_MAX_CHARS)))
     except ValueError:
         return DEFAULT_MAX_CHARS
+
+
+def time_limit() -> float:
+    """Seconds one batch of requests may take ($KNOWFREE_TIME_LIMIT); a bad value falls back to the default."""
+    try:
+        return max(0.1, float(os.environ.get(TIME_LIMIT_ENV, DEFAULT_TIME_LIMIT)))
+    except ValueError:
+        return DEFAULT_TIME_LIMIT
 
 
 def load_model(source: str | None) -> LoadedModel:
@@ -205,8 +215,8 @@ def describe_result(text: str, spans: list[dict], seconds: float, batch_size: in
 class SpanLabeler:
     """The batched Gradio handler around one loaded model."""
 
-    def __init__(self, loaded: LoadedModel, limit: int = DEFAULT_MAX_CHARS):
-        self.loaded, self.limit = loaded, limit
+    def __init__(self, loaded: LoadedModel, limit: int = DEFAULT_MAX_CHARS, seconds: float = DEFAULT_TIME_LIMIT):
+        self.loaded, self.limit, self.seconds = loaded, limit, seconds
 
     def __call__(self, texts: list[str], thresholds: list[float], decodings: list[str]) -> tuple[list, ...]:
         """Gradio batch function: lists in, one list per output component out.
@@ -234,7 +244,9 @@ class SpanLabeler:
     def _predict_group(self, texts: list[str], threshold: float, decoding: str) -> list[SpanOutputs]:
         started = time.perf_counter()
         try:
-            predictions = self.loaded.model.predict(texts, batch_size=MAX_BATCH_SIZE, threshold=threshold, decoding=decoding)
+            predictions = self.loaded.model.predict(texts, batch_size=MAX_BATCH_SIZE, threshold=threshold, decoding=decoding, time_limit=self.seconds)
+        except TimeoutError:
+            return [empty_outputs(f"⚠️ Labelling took longer than {self.seconds:g} s and was stopped; try a shorter text.")] * len(texts)
         except Exception as error:  # noqa: BLE001 - reported in the page
             return [empty_outputs(f"⚠️ Prediction failed: {type(error).__name__}: {error}")] * len(texts)
         seconds = time.perf_counter() - started
@@ -384,13 +396,13 @@ def build_demo(model_source: str | None = None, *, llm_endpoint: str | None = No
     examples = card_examples(loaded.source) or FALLBACK_EXAMPLES
     config = getattr(loaded.model, "config", None)
     limit = max_chars()
-    labeler = SpanLabeler(loaded, limit)
+    labeler = SpanLabeler(loaded, limit, time_limit())
     viewer = ExtensionViewer(LLMSettings.from_environment(llm_endpoint))
 
     with gr.Blocks(title="KnowFREE span labeling") as demo:
         gr.Markdown("# KnowFREE: Chinese span labeling\nFlat and nested spans with character offsets; long text is read in windows, never truncated.")
         gr.Markdown(model_banner(loaded), elem_id="model-banner")
-        gr.Markdown(f"At most {limit:,} characters per request ({MAX_CHARS_ENV}).", elem_id="limits")
+        gr.Markdown(f"At most {limit:,} characters per request ({MAX_CHARS_ENV}); a request is stopped after {time_limit():g} s ({TIME_LIMIT_ENV}).", elem_id="limits")
         with gr.Tab("Label spans"):
             text = gr.Textbox(label="Text", value=examples[0], lines=4, max_lines=20, elem_id="text")
             with gr.Row():

@@ -349,3 +349,11 @@ def test_text_the_tokenizer_deletes_entirely_predicts_nothing_and_spares_the_res
     assert model.predict("\x01") == [] and model.predict(" \x02 ") == []
     mixed = model.predict(["马云在杭州", "\x01", ""], threshold=0.0)
     assert mixed[1] == [] and mixed[2] == [] and mixed[0] == model.predict("马云在杭州", threshold=0.0)
+
+
+def test_a_time_limit_stops_prediction_between_batches(bert_tokenizer):
+    model = tiny_model(bert_tokenizer)
+    texts = [row["text"] for row in training_rows()]
+    assert model.predict(texts, batch_size=2, time_limit=60.0) == model.predict(texts, batch_size=2)
+    with pytest.raises(TimeoutError, match="time limit of 1e-09 s"):
+        model.predict(texts, batch_size=2, time_limit=1e-9)

@@ -218,6 +218,12 @@ def test_a_text_over_the_limit_gets_a_message_and_the_rest_of_the_batch_is_label
     assert [(s["start"], s["end"]) for s in outputs[0]] == [(s["start"], s["end"]) for s in reference.predict(CORPUS[0], threshold=0.5, decoding="flat")]
 
 
+def test_a_request_past_the_time_limit_gets_a_message(model_dir):
+    labeler = space_app.SpanLabeler(space_app.load_model(str(model_dir)), seconds=1e-9)
+    statuses, _, _, outputs = labeler([CORPUS[0]], [0.5], ["flat"])
+    assert "took longer than 1e-09 s and was stopped" in statuses[0] and outputs[0] == []
+
+
 def test_the_limit_and_the_pinned_revision_come_from_the_environment(monkeypatch, model_dir):
     from transformers import AutoModel
 
