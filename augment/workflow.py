@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,8 @@ from augment.dataset_card import render_dataset_card
 from augment.dataset_export import push_augmented, read_metadata, save_augmented
 from augment.extend_command import api_token, build_annotator, build_client, load_source, run_extend, train_command, uses_llm
 from augment.llm_client import usage_between
+from knowfree.training import TASK_DEFAULTS, push_folder
+from knowfree.training import main as train_main
 from knowfree.checkpoints import has_checkpoint
 from augment.label_map import read_label_map
 from augment.prompts import PROMPTS_VERSION, detect_language, prompt_texts
@@ -37,16 +38,6 @@ from knowfree.data import FEATURES, load_corpus
 logger = logging.getLogger("knowfree-augment.workflow")
 
 STATE_FILE = "steps.json"
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _train_module():
-    """train.py lives at the repository root, beside the augment package."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    import train
-
-    return train
 
 
 def fingerprint(value: object) -> str:
@@ -129,11 +120,10 @@ def training_arguments(args: argparse.Namespace, data: Path, train_split: str, o
 
 def train_model(argv: list[str], output_dir: Path, resumable: bool) -> dict:
     """train.py in this process; continues from the checkpoint an interrupted attempt left, else starts clean."""
-    train = _train_module()
     if not resumable and output_dir.exists():
         shutil.rmtree(output_dir)
     resume = ["--resume"] if resumable and has_checkpoint(output_dir) else []
-    return train.main(argv + resume)
+    return train_main(argv + resume)
 
 
 def labelling_choices(args: argparse.Namespace) -> dict:
@@ -223,7 +213,7 @@ def run_workflow(args: argparse.Namespace) -> dict:
             "synthetic_target_spans": sum(len(row["entities"]) for row in synthetic_rows),
             "synthetic_extension_spans": sum(len(row["extensions"]) for row in synthetic_rows),
             "annotation_model_test_f1": summary["fusion_only_test"]["f1"],
-            "beta": args.synthetic_weight if args.synthetic_weight is not None else _train_module().TASK_DEFAULTS[args.task]["synthetic_weight"],
+            "beta": args.synthetic_weight if args.synthetic_weight is not None else TASK_DEFAULTS[args.task]["synthetic_weight"],
             "max_chars": args.max_chars,
             "llm": args.model or args.endpoint,
             "prompts_version": PROMPTS_VERSION,
@@ -269,5 +259,5 @@ def run_workflow(args: argparse.Namespace) -> dict:
         push_augmented(dataset_dir, args.push_to_hub, args.hub_private, api_token(args))
         logger.info("pushed the dataset to %s", args.push_to_hub)
     if args.push_model:
-        _train_module().push_folder(final_dir, args.push_model, args.hub_private)
+        push_folder(final_dir, args.push_model, args.hub_private)
     return summary

@@ -53,7 +53,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-import train  # noqa: E402
+from knowfree import training as train  # noqa: E402
 from bench_span_head import reset_peak_resident, resident_bytes  # noqa: E402
 from machine_facts import cpu_model  # noqa: E402
 from results_file import update_results  # noqa: E402

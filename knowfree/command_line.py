@@ -3,7 +3,7 @@
 A bad data file, label map or encoder folder is the user's to fix, and the message already names the
 file, line and field: it is printed as one line and the command exits with status 2, as argparse does
 for bad options. The traceback, useful only for a bug in knowfree, comes with `--debug` or
-KNOWFREE_DEBUG=1. Programmatic callers (`train.main(argv)`) still get the exception.
+KNOWFREE_DEBUG=1. Programmatic callers (`knowfree.training.main(argv)`) still get the exception.
 """
 
 import os

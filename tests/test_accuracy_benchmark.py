@@ -117,7 +117,7 @@ def test_commands_parse_with_the_real_command_lines(layout):
     """accelerate launch, train.py and knowfree-augment accept every command as written (nothing runs)."""
     from accelerate.commands.launch import launch_command_parser
 
-    import train
+    from knowfree import training as train
     from augment.cli import parse_args as augment_arguments
 
     for cell in accuracy.select(accuracy.grid(), seeds=[42], ks=[250]):

@@ -13,7 +13,7 @@ from fake_llm_server import HANG, FakeLLM
 from hub_server import LocalHub, run_against_hub
 from scripted_annotator import ScriptedAnnotator, prompt_kind
 
-import train
+from knowfree import training as train
 from augment.cli import main as augment_main
 from augment.dataset_export import read_metadata
 from augment.llm_client import CHAT_FORMS

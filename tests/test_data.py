@@ -10,7 +10,7 @@ from conftest import build_bert_char_tokenizer, training_rows, write_tiny_encode
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 from hub_server import FAKE_USER, LocalHub, run_against_hub
 
-import train
+from knowfree import training as train
 from configuration_knowfree import KnowFreeConfig
 from knowfree import data
 from knowfree.bio_formats import spans_to_tags

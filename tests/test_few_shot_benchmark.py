@@ -22,7 +22,7 @@ def test_grid_is_two_sets_two_shot_counts_three_sampling_seeds():
 def test_commands_sample_the_same_k_shot_set_for_both_models(tmp_path):
     from accelerate.commands.launch import launch_command_parser
 
-    import train
+    from knowfree import training as train
     from augment.cli import parse_args as augment_arguments
 
     commands = few_shot.commands(Cell("resume", 10, 43), Place(tmp_path, "../shared/data"))

@@ -17,7 +17,7 @@ from llm_workflow import Cell, Place  # noqa: E402
 def test_every_part_samples_the_same_sentences_and_the_llm_parts_keep_their_replies_apart(tmp_path):
     from accelerate.commands.launch import launch_command_parser
 
-    import train
+    from knowfree import training as train
     from augment.cli import parse_args as augment_arguments
 
     place = Place(tmp_path, "../shared/data", "http://127.0.0.1:9999", tmp_path / "few-shot", tmp_path / "replies")

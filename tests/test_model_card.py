@@ -11,7 +11,7 @@ import yaml
 from conftest import REPO_ROOT, build_bert_char_tokenizer, training_rows, write_corpus, write_tiny_encoder
 from hub_server import LocalHub, run_against_hub
 
-import train
+from knowfree import training as train
 from knowfree.model_card import CITATION, DEFAULT_LICENSE, SOURCE_MODEL_KEY, data_language, hub_license, hub_repo_id, write_model_card
 
 LABELS = ["LOC", "ORG", "PER"]
@@ -154,7 +154,7 @@ def test_models_trained_by_train_py_push_to_a_hub_that_validates_their_metadata(
 import json, sys
 from pathlib import Path
 sys.path.insert(0, {str(REPO_ROOT)!r})
-import train
+from knowfree import training as train
 from huggingface_hub import hf_hub_download
 cards = {{}}
 for name, folder in {({name: str(folder) for name, folder in trained_folders.items()})!r}.items():

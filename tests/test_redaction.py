@@ -23,7 +23,7 @@ def test_help_never_shows_the_token_from_the_environment():
 
 
 def test_a_training_card_records_its_own_arguments_redacted(tmp_path):
-    import train
+    from knowfree import training as train
 
     recorded = train.card_command(["--data", "d", "--output_dir", "o", "--config_overrides", f"x={SECRET}"])
     assert recorded == f"accelerate launch train.py --data d --output_dir o --config_overrides 'x={REDACTED}'"

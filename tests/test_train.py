@@ -13,7 +13,7 @@ from conftest import REPO_ROOT, build_bert_char_tokenizer, training_rows, write_
 from hub_server import LocalHub, run_against_hub
 from safetensors.torch import load_file
 
-import train
+from knowfree import training as train
 from knowfree.data import DataError
 from knowfree.evaluation import score_spans
 from knowfree.thresholds import THRESHOLD_GRID
@@ -210,7 +210,7 @@ def test_push_to_hub_then_load_with_remote_code(workspace, tmp_path):
         code = f"""
 import sys
 sys.path.insert(0, {str(REPO_ROOT)!r})
-import train
+from knowfree import training as train
 train.main({arguments(corpus, encoder, tmp_path / "pushed", "--epochs", "1", "--push_to_hub", "tester/knowfree-tiny")!r})
 """
         run_against_hub(hub.url, code, cwd=tmp_path)
