@@ -259,3 +259,17 @@ def test_a_broken_label_map_names_the_file_the_entry_and_the_field(tmp_path):
     path.write_text('{"entries": [\n{"group": "a",}\n]}', encoding="utf-8")
     with pytest.raises(LabelMapError, match=r"label_map\.json line 2"):
         read_label_map(path)
+
+
+@pytest.mark.usefixtures("hub_online")
+def test_a_tgi_generate_endpoint_without_schema_support_still_works(corpus, tmp_path):
+    """The structured path must not break servers that ignore schemas: TGI's /generate route, scripted replies."""
+    with FakeLLM(ScriptedAnnotator(ENTITIES)) as server:
+        augment_main(["extend", "--data", str(corpus), "--output_dir", str(tmp_path / "out"), "--endpoint", server.url + "/generate",
+                      "--route", "generate", "--retries", "0", "--structured", "auto"])  # fmt: skip
+    assert {route for route, _ in server.requests} == {"generate"}
+    grammars = [body["parameters"].get("grammar") for body in server.bodies]
+    assert grammars[0] is not None and all(grammar is None for grammar in grammars[1:])  # probed once, then plain
+    metadata = read_metadata(tmp_path / "out")
+    assert metadata["provenance"]["structured_output"] == "none"
+    assert metadata["annotation_counts"]["entity_mentions"] > 0 and metadata["annotation_counts"]["rows_with_pos"] == len(training_rows())
