@@ -77,7 +77,30 @@ def read_segmentation(text: str, reply: str | None, annotation: RowAnnotation) -
         return
     if tiling.gaps:
         annotation.count("segmentation_repaired")
-    annotation.words = spans
+    annotation.words = _split_clauses(text, spans, annotation)
+
+
+def _split_clauses(text: str, spans: list[tuple[int, int]], annotation: RowAnnotation) -> list[tuple[int, int]]:
+    """Words that are whole clauses (a `，。！？；：` inside them) cut at those marks, each mark a word of its own.
+
+    Small models return a clause as one "word"; kept whole, it would teach the segmentation
+    extension label nothing and make the POS request tag it as one. Each cut word is counted
+    (`segmentation_clause_split`).
+    """
+    words = []
+    for start, end in spans:
+        marks = [position for position in range(start, end) if _separates_clauses(text, position)]
+        if end - start < 2 or not marks:
+            words.append((start, end))
+            continue
+        annotation.count("segmentation_clause_split")
+        piece_start = start
+        for mark in marks:
+            words += [(piece_start, mark)] if mark > piece_start else []
+            words.append((mark, mark + 1))
+            piece_start = mark + 1
+        words += [(piece_start, end)] if end > piece_start else []
+    return words
 
 
 def _separates_clauses(text: str, position: int) -> bool:

@@ -159,3 +159,16 @@ def test_synonym_groups_keep_only_known_types():
     reply = '{"地点": ["城市", "地点", "星球"], "人物": "人物", "机构": []}'
     assert read_synonym_groups(reply, ["城市", "地点", "人物"]) == {"地点": ["城市", "地点"]}
     assert read_synonym_groups("无法回答", ["城市"]) == {}
+
+
+def test_a_segmentation_word_that_is_a_clause_is_cut_at_its_marks():
+    from augment.llm_annotator import read_segmentation
+
+    text = "今天天气好，我们去公园。"
+    annotation = RowAnnotation()
+    read_segmentation(text, json.dumps(["今天天气好，我们去公园", "。"], ensure_ascii=False), annotation)
+    assert [text[start:end] for start, end in annotation.words] == ["今天天气好", "，", "我们去公园", "。"]
+    assert annotation.counts == {"segmentation_clause_split": 1}
+    numbers = RowAnnotation()
+    read_segmentation("3.5元", json.dumps(["3.5", "元"]), numbers)
+    assert numbers.words == [(0, 3), (3, 4)] and "segmentation_clause_split" not in numbers.counts  # a decimal point is no clause mark
