@@ -24,7 +24,7 @@ AUGMENT = ["datasets==5.2.0", "jieba==0.42.1", "sentence-transformers==6.2.0"]
 SPACE = ["gradio==6.31.0", "gradio_client==2.7.2"]
 ONNX = ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"]  # onnxscript: torch's dynamo ONNX exporter
 TRACKING = ["tensorboard==2.21.0"]  # train.py --report_to tensorboard (wandb: pip install wandb)
-TESTS = ["pytest==9.2.0", "playwright==1.65.2"] + TRACKING  # playwright drives Debian chromium in tests/test_space.py
+TESTS = ["pytest==9.2.0", "pytest-xdist==3.8.0", "playwright==1.65.2"] + TRACKING  # playwright drives Debian chromium in tests/test_space.py
 
 setup(
     name="knowfree",

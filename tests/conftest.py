@@ -1,8 +1,11 @@
 """Shared fixtures: tiny tokenizers of both styles and tiny KnowFREE models, all built in code."""
 
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,14 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The test models are tiny: their intra-op threads mostly wait on each other, and the suite runs as two
+# pytest-xdist workers on two cores. Subprocesses inherit the setting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Remote code is copied into a modules cache named after the model folder: one private cache per worker
+# keeps parallel workers (and the user's own cache) apart.
+if "HF_MODULES_CACHE" not in os.environ:
+    os.environ["HF_MODULES_CACHE"] = tempfile.mkdtemp(prefix="knowfree-tests-modules-")
+    atexit.register(shutil.rmtree, os.environ["HF_MODULES_CACHE"], ignore_errors=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -21,6 +32,8 @@ from transformers import BertConfig, BertModel, BertTokenizer, PreTrainedTokeniz
 
 from configuration_knowfree import KnowFreeConfig  # noqa: E402
 from modeling_knowfree import KnowFreeModel  # noqa: E402
+
+torch.set_num_threads(1)
 
 CORPUS = [
     "中国科学技术大学位于合肥市。",

@@ -11,7 +11,10 @@ from conftest import REPO_ROOT
 from modeling_knowfree import KnowFreeModel
 
 LEGACY = REPO_ROOT / "tests" / "fixtures" / "knowfree-layout-2026-11"
-REMOTE_CODE = ("configuration_knowfree.py", "modeling_knowfree.py", "processing_knowfree.py", "pipeline_knowfree.py")
+# Every file modeling_knowfree.py imports relatively, even inside a method: transformers resolves them all on load.
+REMOTE_CODE = (
+    "configuration_knowfree.py", "modeling_knowfree.py", "processing_knowfree.py", "pipeline_knowfree.py", "onnx_knowfree.py",
+)
 
 
 def reference():
