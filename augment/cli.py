@@ -8,16 +8,21 @@ annotation, retraining, evaluation), resumable step by step.
 import argparse
 import json
 import logging
-from pathlib import Path
+from dataclasses import fields, is_dataclass, replace
+from typing import TypeVar
 
 from augment.extend_command import load_source, run_extend
 from augment.label_merging import DEFAULT_EPSILON, DEFAULT_TOP_P
 from augment.llm_client import ROUTES, STRUCTURED_MODES
 from augment.prompts import LANGUAGES
+from augment.settings import ExtendSettings, WorkflowSettings
 from augment.synthesis import DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS
-from augment.workflow import run_workflow
+from augment.workflow import fusion_settings, run_workflow
 from knowfree.command_line import run_command_line
-from knowfree.model_card import hub_license
+from knowfree.model_card import hub_license, hub_repo_id
+from knowfree.training_settings import TrainingSettings
+
+Settings = TypeVar("Settings")
 
 DEFAULT_EMBEDDING_MODEL = "encoders/multilingual-e5-small-st"
 
@@ -94,36 +99,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     synthesis.add_argument("--max_chars", type=int, default=DEFAULT_MAX_CHARS, help="longest synthetic row; explanation sentences are packed up to it, longer ones clipped")
     synthesis.add_argument("--min_chars", type=int, default=DEFAULT_MIN_CHARS, help="shorter synthetic rows are dropped")
     training = workflow.add_argument_group("training (the annotation model on fusion, the final model on fusion + synthetic)")
-    training.add_argument("--encoder", default="encoders/multilingual-e5-small")
-    training.add_argument("--task", choices=("ner", "segmentation", "pos"), default="ner", help="sets beta and weight decay to appendix G's values")
-    training.add_argument("--epochs", type=int, default=20)
-    training.add_argument("--batch_size", type=int, default=8)
-    training.add_argument("--patience", type=int, default=5)
-    training.add_argument("--seed", type=int, default=42)
+    training.add_argument("--encoder", default=TrainingSettings.encoder)
+    training.add_argument("--task", choices=("ner", "segmentation", "pos"), default=TrainingSettings.task, help="sets beta and weight decay to appendix G's values")
+    training.add_argument("--epochs", type=int, default=TrainingSettings.epochs)
+    training.add_argument("--batch_size", type=int, default=TrainingSettings.batch_size)
+    training.add_argument("--patience", type=int, default=TrainingSettings.patience)
+    training.add_argument("--seed", type=int, default=TrainingSettings.seed)
     training.add_argument("--freeze_embeddings", action="store_true")
     training.add_argument("--max_train_minutes", type=float, help="a wall-clock safety cap; the budget is --epochs (train.py --max_train_minutes)")
     training.add_argument("--synthetic_weight", type=float, help="beta (default from --task: 0.4 NER, 1.0 segmentation/POS)")
     training.add_argument("--train_args", default="", help="more train.py arguments, e.g. '--config_overrides projection_size=100'")
     output = workflow.add_argument_group("output")
     output.add_argument("--work_dir", required=True, help="folder of every step's output and steps.json (re-runs skip finished steps)")
-    output.add_argument("--push_to_hub", metavar="REPO", help="push the augmented dataset (train, fusion, synthetic, dev, test + card + workflow.json)")
+    output.add_argument("--push_to_hub", metavar="REPO", type=hub_repo_id, help="push the augmented dataset (train, fusion, synthetic, dev, test + card + workflow.json)")
     output.add_argument("--push_model", metavar="REPO", help="push the final model with its card")
     output.add_argument("--hub_private", action="store_true")
     output.add_argument("--license", type=hub_license, help="Hub license id of the augmented dataset (default: the license the source's card states, else none)")
     return parser.parse_args(argv)
 
 
+def from_options(settings_class: type[Settings], args: argparse.Namespace) -> Settings:
+    """`settings_class` filled from the options of its field names (a nested settings field from the same options)."""
+    return settings_class(**{field.name: from_options(field.type, args) if is_dataclass(field.type) else getattr(args, field.name) for field in fields(settings_class)})
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     if args.command == "extend":
-        run_extend(args)
-    elif args.dry_run:
-        run_extend(argparse.Namespace(**{**vars(args), "output_dir": str(Path(args.work_dir) / "fusion")}))
-        rows = len(load_source(args).splits["train"])
+        run_extend(from_options(ExtendSettings, args))
+        return
+    settings = from_options(WorkflowSettings, args)
+    if args.dry_run:
+        run_extend(replace(fusion_settings(settings, settings.language), dry_run=True))
+        rows = len(load_source(settings.source).splits["train"])
         print(f"then {rows} explanation requests (one per training row) if an LLM is given")
     else:
-        summary = run_workflow(args)
+        summary = run_workflow(settings)
         print(json.dumps(summary, ensure_ascii=False, indent=2))
 
 

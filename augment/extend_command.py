@@ -1,9 +1,7 @@
 """`knowfree-augment extend`: pipeline 1 on a corpus, written as a fusion dataset (and pushed)."""
 
-import argparse
 import json
 import logging
-import os
 import shlex
 
 from datasets import Dataset, DatasetDict
@@ -18,6 +16,7 @@ from augment.llm_client import GenerationSettings, LLMClient, RetryPolicy, usage
 from augment.offline_annotator import OfflineAnnotator
 from augment.prompts import detect_language
 from augment.reply_cache import ReplyCache
+from augment.settings import ExtendSettings, LLMSettings, SourceSettings
 from knowfree.data import FEATURES, LabeledCorpus, load_corpus
 
 logger = logging.getLogger("knowfree-augment")
@@ -25,45 +24,37 @@ logger = logging.getLogger("knowfree-augment")
 LLM_MIN_LABEL_COUNT = 3
 
 
-def api_token(args: argparse.Namespace) -> str | None:
-    """--token, else $HF_TOKEN, read when needed (a default taken at parse time would show in --help)."""
-    return args.token or os.environ.get("HF_TOKEN")
-
-
-def uses_llm(args: argparse.Namespace) -> bool:
-    return bool(args.endpoint or args.model)
-
-
-def build_client(args: argparse.Namespace) -> LLMClient:
-    cache_path = args.cache or f"{str(args.output_dir).rstrip('/')}.llm-cache.jsonl"
+def build_client(llm: LLMSettings, output_dir: str, cache_only: bool) -> LLMClient:
+    """The client of `llm`, replies cached in --cache or beside output_dir; `cache_only` (a --label_map rebuild) sends nothing."""
+    cache_path = llm.cache or f"{str(output_dir).rstrip('/')}.llm-cache.jsonl"
     return LLMClient(
-        endpoint=args.endpoint,
-        model=args.model,
-        provider=args.provider,
-        token=api_token(args),
-        route=args.route,
-        settings=GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature),
-        retry=RetryPolicy(timeout=args.timeout, retries=args.retries, backoff_seconds=args.backoff),
-        concurrency=args.concurrency,
+        endpoint=llm.endpoint,
+        model=llm.model,
+        provider=llm.provider,
+        token=llm.api_token(),
+        route=llm.route,
+        settings=GenerationSettings(max_new_tokens=llm.max_new_tokens, temperature=llm.temperature),
+        retry=RetryPolicy(timeout=llm.timeout, retries=llm.retries, backoff_seconds=llm.backoff),
+        concurrency=llm.concurrency,
         cache=ReplyCache(cache_path),
-        structured=args.structured,
-        cache_only=bool(args.label_map),
+        structured=llm.structured,
+        cache_only=cache_only,
     )
 
 
-def build_annotator(args: argparse.Namespace, language: str, client: LLMClient | None = None):
-    """The LLM annotator when an endpoint or model is given (unless --annotator offline), else jieba."""
-    if args.annotator == "llm" and not uses_llm(args):
+def build_annotator(kind: str, language: str, client: LLMClient | None) -> LLMAnnotator | OfflineAnnotator:
+    """The LLM annotator when there is an LLM client (unless --annotator offline), else jieba."""
+    if kind == "llm" and client is None:
         raise SystemExit("--annotator llm needs --endpoint or --model")
-    if uses_llm(args) and args.annotator != "offline":
-        return LLMAnnotator(client or build_client(args), language)
+    if client is not None and kind != "offline":
+        return LLMAnnotator(client, language)
     if language != "zh":
         raise SystemExit("the offline annotator (jieba) handles Chinese only; give --endpoint or --model for other languages")
     return OfflineAnnotator()
 
 
-def load_source(args: argparse.Namespace) -> LabeledCorpus:
-    return load_corpus(args.data, k=args.k, train_file=args.train_file, seed=args.data_seed, k_shot=args.k_shot)
+def load_source(source: SourceSettings) -> LabeledCorpus:
+    return load_corpus(source.data, k=source.k, train_file=source.train_file, seed=source.data_seed, k_shot=source.k_shot)
 
 
 def print_dry_run(annotator, texts: list[str]) -> None:
@@ -87,23 +78,26 @@ def train_command(output_dir: str, train_split: str) -> str:
     return f"accelerate launch train.py --data {shlex.quote(str(output_dir))} --train_split {train_split} --output_dir outputs/<run>"
 
 
-def run_extend(args: argparse.Namespace, client: LLMClient | None = None) -> dict | None:
-    """Pipeline 1 into args.output_dir; returns the fusion metadata (None for a dry run)."""
-    corpus = load_source(args)
+def run_extend(settings: ExtendSettings, client: LLMClient | None = None) -> dict | None:
+    """Pipeline 1 into settings.output_dir, through `client` if given; returns the fusion metadata (None for a dry run)."""
+    source, merging = settings.source, settings.merging
+    corpus = load_source(source)
     train_rows = list(corpus.splits["train"])
     texts = [row["text"] for row in train_rows]
-    language = args.language or detect_language(texts)
-    annotator = build_annotator(args, language, client)
-    if args.dry_run:
+    language = settings.language or detect_language(texts)
+    if client is None and settings.llm.enabled and settings.annotator != "offline":
+        client = build_client(settings.llm, settings.output_dir, cache_only=bool(merging.label_map))
+    annotator = build_annotator(settings.annotator, language, client)
+    if settings.dry_run:
         print_dry_run(annotator, texts)
         return None
-    provenance = {"source": str(args.data), "k": args.k, "k_shot": args.k_shot, "language": language, "model": args.model or args.endpoint}
+    provenance = {"source": str(source.data), "k": source.k, "k_shot": source.k_shot, "language": language, "model": settings.llm.model or settings.llm.endpoint}
     uses_llm_annotator = isinstance(annotator, LLMAnnotator)
     usage_before = annotator.client.usage_snapshot() if uses_llm_annotator else {}
-    min_label_count = args.min_label_count or (LLM_MIN_LABEL_COUNT if uses_llm_annotator else 1)
-    label_map = read_label_map(args.label_map) if args.label_map else None
+    min_label_count = merging.min_label_count or (LLM_MIN_LABEL_COUNT if uses_llm_annotator else 1)
+    label_map = read_label_map(merging.label_map) if merging.label_map else None
     result = build_fusion(
-        train_rows, corpus.labels, annotator, lambda: sentence_transformer_embedder(args.embedding_model), args.epsilon, args.top_p, provenance,
+        train_rows, corpus.labels, annotator, lambda: sentence_transformer_embedder(merging.embedding_model), merging.epsilon, merging.top_p, provenance,
         label_map=label_map, min_label_count=min_label_count,
     )
     if uses_llm_annotator:
@@ -115,11 +109,11 @@ def run_extend(args: argparse.Namespace, client: LLMClient | None = None) -> dic
     splits = dict(corpus.splits)
     splits["fusion"] = Dataset.from_list(result.rows, features=FEATURES)
     dataset = DatasetDict(splits)
-    body = render_dataset_card(result.metadata, {name: len(split) for name, split in dataset.items()}, train_command(args.output_dir, "fusion"))
-    save_augmented(args.output_dir, dataset, result.metadata, body, license=args.license)
+    body = render_dataset_card(result.metadata, {name: len(split) for name, split in dataset.items()}, train_command(settings.output_dir, "fusion"))
+    save_augmented(settings.output_dir, dataset, result.metadata, body, license=settings.license)
     summary = {key: result.metadata[key] for key in ("extension_spans", "extension_span_counts", "annotation_counts")}
-    logger.info("fusion dataset written to %s: %d extension labels, %s", args.output_dir, len(result.metadata["extension_labels"]), json.dumps(summary, ensure_ascii=False))
-    if args.push_to_hub:
-        push_augmented(args.output_dir, args.push_to_hub, args.hub_private, api_token(args))
-        logger.info("pushed to the Hub dataset repo %s", args.push_to_hub)
+    logger.info("fusion dataset written to %s: %d extension labels, %s", settings.output_dir, len(result.metadata["extension_labels"]), json.dumps(summary, ensure_ascii=False))
+    if settings.push_to_hub:
+        push_augmented(settings.output_dir, settings.push_to_hub, settings.hub_private, settings.llm.api_token())
+        logger.info("pushed to the Hub dataset repo %s", settings.push_to_hub)
     return result.metadata

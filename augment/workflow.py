@@ -12,28 +12,29 @@ Without an LLM the extension step uses the offline annotator and synthesis is sk
 reason logged and written to the summary; the final model is then the annotation model.
 """
 
-import argparse
 import hashlib
 import json
 import logging
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
 from augment.dataset_card import render_dataset_card
 from augment.dataset_export import push_augmented, read_metadata, save_augmented
-from augment.extend_command import api_token, build_annotator, build_client, load_source, run_extend, train_command, uses_llm
+from augment.extend_command import build_annotator, build_client, load_source, run_extend, train_command
 from augment.llm_client import usage_between
-from knowfree.training import TASK_DEFAULTS, push_folder
-from knowfree.training import main as train_main
-from knowfree.checkpoints import has_checkpoint
 from augment.label_map import read_label_map
 from augment.prompts import PROMPTS_VERSION, detect_language, prompt_texts
+from augment.settings import ExtendSettings, LLMSettings, MergingSettings, SourceSettings, WorkflowSettings, WorkflowTraining
 from augment.synthesis import CLEANING_VERSION, annotate_synthetic, request_explanations, synthetic_texts
+from knowfree.checkpoints import has_checkpoint
 from knowfree.data import FEATURES, load_corpus
+from knowfree.training import push_folder, train
+from knowfree.training_settings import TASK_DEFAULTS, TrainingSettings, training_overrides
 
 logger = logging.getLogger("knowfree-augment.workflow")
 
@@ -101,70 +102,80 @@ def _read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def training_arguments(args: argparse.Namespace, data: Path, train_split: str, output_dir: Path) -> list[str]:
-    argv = [
-        "--data", str(data), "--train_split", train_split, "--output_dir", str(output_dir),
-        "--encoder", args.encoder, "--task", args.task, "--epochs", str(args.epochs), "--batch_size", str(args.batch_size),
-        "--patience", str(args.patience), "--seed", str(args.seed),
-    ]  # fmt: skip
-    if args.freeze_embeddings:
-        argv.append("--freeze_embeddings")
-    if args.max_train_minutes:
-        argv += ["--max_train_minutes", str(args.max_train_minutes)]
-    if args.synthetic_weight is not None:
-        argv += ["--synthetic_weight", str(args.synthetic_weight)]
-    if args.push_to_hub:  # the model's card then names the dataset this workflow pushes
-        argv += ["--hub_dataset_id", args.push_to_hub]
-    return argv + args.train_args.split()
+def training_settings(training: WorkflowTraining, data: Path, train_split: str, output_dir: Path, dataset_repo: str | None) -> TrainingSettings:
+    """train.py's settings for one workflow model: the workflow's training options, then --train_args over them (later options win, as on a command line)."""
+    settings = TrainingSettings(
+        data=str(data), train_split=train_split, output_dir=str(output_dir), encoder=training.encoder, task=training.task,
+        epochs=training.epochs, batch_size=training.batch_size, patience=training.patience, seed=training.seed,
+        freeze_embeddings=training.freeze_embeddings, max_train_minutes=training.max_train_minutes or None, synthetic_weight=training.synthetic_weight,
+        hub_dataset_id=dataset_repo,  # the model's card then names the dataset this workflow pushes
+    )  # fmt: skip
+    return replace(settings, **training_overrides(training.train_args.split()))
 
 
-def train_model(argv: list[str], output_dir: Path, resumable: bool) -> dict:
-    """train.py in this process; continues from the checkpoint an interrupted attempt left, else starts clean."""
+def train_model(settings: TrainingSettings, resumable: bool) -> dict:
+    """Training in this process; continues from the checkpoint an interrupted attempt left, else starts clean."""
+    output_dir = Path(settings.output_dir)
     if not resumable and output_dir.exists():
         shutil.rmtree(output_dir)
-    resume = ["--resume"] if resumable and has_checkpoint(output_dir) else []
-    return train_main(argv + resume)
+    return train(replace(settings, resume=settings.resume or (resumable and has_checkpoint(output_dir))))
 
 
-def labelling_choices(args: argparse.Namespace) -> dict:
+def labelling_choices(merging: MergingSettings) -> dict:
     """The label-map file and rare-label count when given (absent otherwise, so older work folders keep their fingerprints)."""
-    choices = {"min_label_count": args.min_label_count, "label_map": fingerprint(read_label_map(args.label_map)) if args.label_map else None}
+    choices = {"min_label_count": merging.min_label_count, "label_map": fingerprint(read_label_map(merging.label_map)) if merging.label_map else None}
     return {key: value for key, value in choices.items() if value is not None}
 
 
-def run_workflow(args: argparse.Namespace) -> dict:
-    work = Path(args.work_dir)
+def source_inputs(source: SourceSettings) -> dict:
+    """The source part of the step fingerprints (its keys are those of existing work folders)."""
+    return {"data": source.data, "files": source_fingerprint(source.data), "k": source.k, "k_shot": source.k_shot, "train_file": source.train_file, "seed": source.data_seed}
+
+
+def llm_inputs(llm: LLMSettings) -> dict:
+    """The LLM part of the step fingerprints: what changes replies (not the token, retries or concurrency)."""
+    return {"endpoint": llm.endpoint, "model": llm.model, "provider": llm.provider, "route": llm.route,
+            "max_new_tokens": llm.max_new_tokens, "temperature": llm.temperature, "structured": llm.structured, "prompts": PROMPTS_VERSION}  # fmt: skip
+
+
+def fusion_settings(settings: WorkflowSettings, language: str | None) -> ExtendSettings:
+    """The workflow's extension step: pipeline 1 into work_dir/fusion, pushed only as part of the final dataset."""
+    return ExtendSettings(
+        source=settings.source, llm=settings.llm, merging=settings.merging, annotator=settings.annotator, language=language,
+        output_dir=str(Path(settings.work_dir) / "fusion"), push_to_hub=None, hub_private=settings.hub_private, license=settings.license, dry_run=False,
+    )  # fmt: skip
+
+
+def run_workflow(settings: WorkflowSettings) -> dict:
+    """Every step of Figure 2 not yet done with these inputs; returns the evaluation summary (also summary.json)."""
+    work = Path(settings.work_dir)
+    fusion_dir, annotation_dir, final_model_dir, dataset_dir = work / "fusion", work / "annotation-model", work / "final-model", work / "dataset"
+    # both models' settings first: a bad --train_args stops the run before any step
+    annotation_training = training_settings(settings.training, fusion_dir, "fusion", annotation_dir, settings.push_to_hub)
+    final_training = training_settings(settings.training, dataset_dir, "fusion,synthetic", final_model_dir, settings.push_to_hub)
     work.mkdir(parents=True, exist_ok=True)
     steps = StepLog(work)
-    has_llm = uses_llm(args)
-    client = build_client(argparse.Namespace(**{**vars(args), "output_dir": str(work / "llm")})) if has_llm else None
-    corpus = load_source(args)
-    language = args.language or detect_language(corpus.splits["train"]["text"])
-    source = {"data": args.data, "files": source_fingerprint(args.data), "k": args.k, "k_shot": args.k_shot, "train_file": args.train_file, "seed": args.data_seed}
-    llm = {"endpoint": args.endpoint, "model": args.model, "provider": args.provider, "route": args.route,
-           "max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "structured": args.structured, "prompts": PROMPTS_VERSION} if has_llm else None  # fmt: skip
-    annotator_kind = "offline" if args.annotator == "offline" or not has_llm else "llm"
-    training = {key: getattr(args, key) for key in ("encoder", "task", "epochs", "batch_size", "patience", "seed", "freeze_embeddings", "max_train_minutes", "synthetic_weight", "train_args")}
+    has_llm = settings.llm.enabled
+    merging = settings.merging
+    client = build_client(settings.llm, str(work / "llm"), cache_only=bool(merging.label_map)) if has_llm else None
+    corpus = load_source(settings.source)
+    language = settings.language or detect_language(corpus.splits["train"]["text"])
+    source = source_inputs(settings.source)
+    llm = llm_inputs(settings.llm) if has_llm else None
+    annotator_kind = "offline" if settings.annotator == "offline" or not has_llm else "llm"
+    training = asdict(settings.training)
 
-    fusion_dir = work / "fusion"
-    extend_args = argparse.Namespace(**{**vars(args), "output_dir": str(fusion_dir), "push_to_hub": None, "dry_run": False, "language": language})
     fusion_key = steps.run(
         "extend",
         {"source": source, "annotator": annotator_kind, "llm": llm if annotator_kind == "llm" else None, "language": language,
-         "embedding_model": args.embedding_model, "epsilon": args.epsilon, "top_p": args.top_p, **labelling_choices(args)},
+         "embedding_model": merging.embedding_model, "epsilon": merging.epsilon, "top_p": merging.top_p, **labelling_choices(merging)},
         fusion_dir,
-        lambda resumable: run_extend(extend_args, client),
+        lambda resumable: run_extend(fusion_settings(settings, language), client),
     )  # fmt: skip
     fusion_metadata = read_metadata(fusion_dir)
 
-    annotation_dir = work / "annotation-model"
     annotation_inputs = {"fusion": fusion_key, "training": training}
-    annotation_key = steps.run(
-        "annotation_model",
-        annotation_inputs,
-        annotation_dir / "results.json",
-        lambda resumable: train_model(training_arguments(args, fusion_dir, "fusion", annotation_dir), annotation_dir, resumable),
-    )
+    annotation_key = steps.run("annotation_model", annotation_inputs, annotation_dir / "results.json", lambda resumable: train_model(annotation_training, resumable))
     summary = {"fusion": {key: fusion_metadata[key] for key in ("extension_spans", "annotation_counts")}, "extension_labels": len(fusion_metadata["extension_labels"])}
     summary["fusion_only_test"] = _read_json(annotation_dir / "results.json")["test"]
 
@@ -177,14 +188,14 @@ def run_workflow(args: argparse.Namespace) -> dict:
         summary["synthesis"] = message
     else:
         texts_path = work / "synthetic-texts.json"
-        synthesis_inputs = {"fusion": fusion_key, "llm": llm, "language": language, "max_chars": args.max_chars, "min_chars": args.min_chars, "cleaning": CLEANING_VERSION}
+        synthesis_inputs = {"fusion": fusion_key, "llm": llm, "language": language, "max_chars": settings.max_chars, "min_chars": settings.min_chars, "cleaning": CLEANING_VERSION}
 
         def synthesize(resumable: bool) -> None:  # the reply cache makes every attempt resumable
             fusion_corpus = load_corpus(fusion_dir, train_splits=("fusion",))
             fusion_rows = list(fusion_corpus.splits["train"])
             before = client.usage_snapshot()
             replies = request_explanations(client, fusion_rows, language)
-            texts, counts = synthetic_texts(fusion_rows, replies, args.max_chars, args.min_chars, labels=fusion_corpus.labels)
+            texts, counts = synthetic_texts(fusion_rows, replies, settings.max_chars, settings.min_chars, labels=fusion_corpus.labels)
             _write_json(texts_path, {"texts": texts, "counts": dict(counts.counts), "llm_usage": usage_between(before, client.usage_snapshot())})
 
         synthesis_key = steps.run("synthesize", synthesis_inputs, texts_path, synthesize)
@@ -196,7 +207,7 @@ def run_workflow(args: argparse.Namespace) -> dict:
 
             model = KnowFreeModel.from_pretrained(annotation_dir).eval()
             texts = [text for _, text in _read_json(texts_path)["texts"]]
-            extension_annotator = build_annotator(argparse.Namespace(**{**vars(args), "annotator": annotator_kind}), language, client)
+            extension_annotator = build_annotator(annotator_kind, language, client)
             before = client.usage_snapshot()
             rows = annotate_synthetic(texts, model, extension_annotator, fusion_metadata["merging"]["type_to_label"])
             _write_json(synthetic_usage_path, usage_between(before, client.usage_snapshot()))
@@ -213,16 +224,15 @@ def run_workflow(args: argparse.Namespace) -> dict:
             "synthetic_target_spans": sum(len(row["entities"]) for row in synthetic_rows),
             "synthetic_extension_spans": sum(len(row["extensions"]) for row in synthetic_rows),
             "annotation_model_test_f1": summary["fusion_only_test"]["f1"],
-            "beta": args.synthetic_weight if args.synthetic_weight is not None else TASK_DEFAULTS[args.task]["synthetic_weight"],
-            "max_chars": args.max_chars,
-            "llm": args.model or args.endpoint,
+            "beta": settings.training.synthetic_weight if settings.training.synthetic_weight is not None else TASK_DEFAULTS[settings.training.task]["synthetic_weight"],
+            "max_chars": settings.max_chars,
+            "llm": settings.llm.model or settings.llm.endpoint,
             "prompts_version": PROMPTS_VERSION,
         }
         summary["synthesis"] = synthesis_metadata
 
-    dataset_dir = work / "dataset"
     workflow_record = {"source": source, "language": language, "annotator": annotator_kind, "llm": llm, "training": training,
-                       "synthesis": {"max_chars": args.max_chars, "min_chars": args.min_chars}, "prompts": prompt_texts()}  # fmt: skip
+                       "synthesis": {"max_chars": settings.max_chars, "min_chars": settings.min_chars}, "prompts": prompt_texts()}  # fmt: skip
 
     def build_dataset(resumable: bool) -> None:
         fusion = load_corpus(fusion_dir, splits=("train", "fusion", "dev", "test"))
@@ -233,18 +243,13 @@ def run_workflow(args: argparse.Namespace) -> dict:
         metadata = {**fusion_metadata, "synthesis": synthesis_metadata or summary["synthesis"]}
         train_split = "fusion,synthetic" if synthetic_rows else "fusion"
         body = render_dataset_card(metadata, {name: len(split) for name, split in dataset.items()}, train_command(str(dataset_dir), train_split))
-        save_augmented(dataset_dir, dataset, metadata, body, workflow=workflow_record, license=args.license)
+        save_augmented(dataset_dir, dataset, metadata, body, workflow=workflow_record, license=settings.license)
 
     dataset_key = steps.run("dataset", {"fusion": fusion_key, "synthetic": steps.finished.get("annotate_synthetic") if has_llm else None, "record": fingerprint(workflow_record)}, dataset_dir, build_dataset)
 
     if synthetic_rows:
-        final_dir = work / "final-model"
-        steps.run(
-            "final_model",
-            {"dataset": dataset_key, "training": training},
-            final_dir / "results.json",
-            lambda resumable: train_model(training_arguments(args, dataset_dir, "fusion,synthetic", final_dir), final_dir, resumable),
-        )
+        final_dir = final_model_dir
+        steps.run("final_model", {"dataset": dataset_key, "training": training}, final_dir / "results.json", lambda resumable: train_model(final_training, resumable))
         summary["fusion_synthetic_test"] = _read_json(final_dir / "results.json")["test"]
     summary["step_seconds"] = dict(steps.seconds)
     if has_llm:
@@ -255,9 +260,9 @@ def run_workflow(args: argparse.Namespace) -> dict:
     summary["dataset"] = str(dataset_dir)
     _write_json(work / "summary.json", summary)
 
-    if args.push_to_hub:
-        push_augmented(dataset_dir, args.push_to_hub, args.hub_private, api_token(args))
-        logger.info("pushed the dataset to %s", args.push_to_hub)
-    if args.push_model:
-        push_folder(final_dir, args.push_model, args.hub_private)
+    if settings.push_to_hub:
+        push_augmented(dataset_dir, settings.push_to_hub, settings.hub_private, settings.llm.api_token())
+        logger.info("pushed the dataset to %s", settings.push_to_hub)
+    if settings.push_model:
+        push_folder(final_dir, settings.push_model, settings.hub_private)
     return summary

@@ -11,14 +11,13 @@ Selects the checkpoint on dev, reports test micro/per-label span P/R/F1, saves a
 run from its last checkpoint with the same schedule and data order. Run with `--help` for options.
 """
 
-import argparse
 import json
 import logging
 import math
 import shlex
 import shutil
-import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -35,29 +34,15 @@ from knowfree.data import DataError, LabeledCorpus, load_corpus, report_unusable
 from knowfree.encoder_checks import check_encoder
 from knowfree.evaluation import score_spans
 from knowfree.label_weights import extension_alphas
-from knowfree.model_card import DEFAULT_LICENSE, hub_license, hub_repo_id, write_model_card
+from knowfree.model_card import write_model_card
 from knowfree.redaction import redact_arguments
 from knowfree.thresholds import THRESHOLD_GRID, best_global_threshold, calibrate, decoded_spans
 from knowfree.token_baseline import TokenClassificationCollator, alignment_report, build_token_classifier, predict_token_spans
+from knowfree.training_settings import SPAN_WIDTH_MARGIN, TASK_DEFAULTS, TrainingSettings, settings_arguments, training_parser
 from knowfree.training_state import TrainingState
 from modeling_knowfree import KnowFreeModel, SpanCandidate
 
 logger = logging.getLogger("knowfree.train")
-
-TASK_DEFAULTS = {
-    # Weight decay and synthetic-row weight beta per task type, approximating appendix G's Table 6,
-    # which gives them per data set: the NER rows there are 1e-3 / 0.4 except Weibo (beta 1.0) and
-    # Youku (weight decay 1e-2); segmentation and POS are 1e-2 / 1.0. README "Paper settings" has the
-    # table and the flags that reproduce each row.
-    "ner": {"weight_decay": 1e-3, "synthetic_weight": 0.4},
-    "segmentation": {"weight_decay": 1e-2, "synthetic_weight": 1.0},
-    "pos": {"weight_decay": 1e-2, "synthetic_weight": 1.0},
-}
-SPAN_WIDTH_MARGIN = 8
-THRESHOLD_CHOICES = ("global", "per_label", "fixed")
-
-
-REPORT_TO = ("none", "tensorboard", "wandb", "all")
 
 
 def trackers(report_to: str) -> list[str] | None:
@@ -65,79 +50,24 @@ def trackers(report_to: str) -> list[str] | None:
     return None if report_to == "none" else ["tensorboard", "wandb"] if report_to == "all" else [report_to]
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = parser.add_argument_group("data")
-    data.add_argument("--data", required=True, help="JSONL split folder (train/dev/test.jsonl + labels.txt), a CoNLL-style folder (train/dev/test .txt/.conll/.bio/.bmes: token and tag per line), a save_to_disk folder, or a Hub dataset repo id (span rows, or tokens + ner_tags)")
-    data.add_argument("--tag_scheme", choices=("BIO", "BIOES", "IOB1"), help="the tag scheme of tagged data (default: BIOES when E-/S- tags occur, else BIO; IOB1 only when named)")
-    data.add_argument("--k", type=int, help="low-resource train subset of K sentences (uses train_K.jsonl when present; nested 250 < 500 < 1000)")
-    data.add_argument("--k_shot", type=int, help="N-way K-shot greedy sampling instead: every target label gets at least this many mentions")
-    data.add_argument("--train_split", default="train", help="split(s) to train on, comma-separated and concatenated: 'fusion' or 'fusion,synthetic' for a knowfree-augment dataset")
-    data.add_argument("--train_file", help="a JSONL file replacing the train split (relative to --data)")
-    data.add_argument("--data_seed", type=int, default=42, help="seed of the subset permutation (42 reproduces the shared train_K files)")
-    data.add_argument("--task", choices=sorted(TASK_DEFAULTS), default="ner", help="task type; sets --weight_decay and --synthetic_weight to appendix G's values for the type (ner 1e-3 / 0.4, segmentation and pos 1e-2 / 1.0; the paper's Weibo run used --synthetic_weight 1.0, its Youku run --weight_decay 1e-2)")
-    data.add_argument("--max_train_rows", type=int, help="cap the train split (for smoke runs)")
-    data.add_argument("--max_eval_rows", type=int, help="cap dev and test (for smoke runs; never for reported figures)")
-
-    model = parser.add_argument_group("model")
-    model.add_argument("--model", choices=["knowfree", "token-classification"], default="knowfree", help="KnowFREE span model, or the AutoModelForTokenClassification BIO baseline on the same encoder")
-    model.add_argument("--encoder", default="encoders/multilingual-e5-small", help="pretrained encoder folder or Hub id (build the offline e5 with knowfree-build-encoder)")
-    model.add_argument("--max_span_width", type=int, help="longest span in characters (default: longest target span in training + %d; wider extension spans are skipped and counted)" % SPAN_WIDTH_MARGIN)
-    model.add_argument("--decoding", choices=["flat", "nested"], help="default: nested when training spans overlap, else flat")
-    model.add_argument("--no_local_attention", action="store_true", help="ablation: drop the local span attention")
-    model.add_argument("--extension_weight", default="auto", help="alpha for extension labels: 'auto' (eq. 20: 0.5 * mean target count / label count, capped at 1) or a number")
-    model.add_argument("--synthetic_weight", type=float, help="beta for rows marked synthetic (default from --task)")
-    model.add_argument("--negative_weight", type=float, default=0.1, help="loss weight of the (span, label) terms whose target is 0; 1.0 is eq. 18 as written (README: the recipe)")
-    model.add_argument("--character_embeddings", action=argparse.BooleanOptionalAction, default=False, help="add each character's own input embedding to its state, for boundaries inside multi-character pieces")
-    model.add_argument("--threshold", type=float, default=0.5, help="decision threshold on span scores before calibration (and with --thresholds fixed)")
-    model.add_argument("--thresholds", choices=THRESHOLD_CHOICES, default="global", help="decision thresholds stored with the model: one chosen on dev for every label (global), one per label with enough dev spans (per_label), or --threshold (fixed); every evaluation selects on dev F1 at the best global threshold unless fixed")
-    model.add_argument("--config_overrides", default="", help="other KnowFreeConfig values, e.g. 'projection_size=100,local_attention_window=2' (values parsed as JSON when possible)")
-
-    optimisation = parser.add_argument_group("optimisation")
-    optimisation.add_argument("--encoder_lr", type=float, default=5e-5, help="learning rate of the pretrained encoder (appendix G: 2e-5; README: the recipe)")
-    optimisation.add_argument("--head_lr", type=float, default=3e-3, help="learning rate of every other module (appendix G: 1e-3; README: the recipe)")
-    optimisation.add_argument("--weight_decay", type=float, help="default from --task (1e-3 NER, 1e-2 segmentation/POS)")
-    optimisation.add_argument("--warmup_ratio", type=float, default=0.02, help="linear warm-up share of the schedule, then linear decay")
-    optimisation.add_argument("--batch_size", type=int, default=8, help="sentences per batch per process")
-    optimisation.add_argument("--eval_batch_size", type=int, default=32)
-    optimisation.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    optimisation.add_argument("--epochs", type=int, default=20)
-    optimisation.add_argument("--max_steps", type=int, help="stop after this many optimizer steps (the schedule spans them)")
-    optimisation.add_argument("--max_grad_norm", type=float, default=1.0)
-    optimisation.add_argument("--freeze_embeddings", action="store_true", help="freeze the encoder's embedding table (96M of e5's 118M parameters; much faster on CPU)")
-    optimisation.add_argument("--seed", type=int, default=42)
-
-    selection = parser.add_argument_group("checkpoints and selection")
-    selection.add_argument("--output_dir", required=True)
-    selection.add_argument("--eval_every", type=int, help="evaluate on dev every N optimizer steps (default: every epoch)")
-    selection.add_argument("--patience", type=int, default=5, help="stop after this many evaluations without dev F1 improvement, counted once dev F1 is above zero (--epochs/--max_steps still cap a run that never gets there)")
-    selection.add_argument("--max_train_minutes", type=float, help="a safety cap only: the budget is --epochs/--max_steps, which give the same model on any machine; if this cap stops training first, the log, results.json (stopped_by: time) and the model card say so")
-    selection.add_argument("--resume", action="store_true", help="continue from output_dir/checkpoint")
-    selection.add_argument("--interrupt_after_steps", type=int, help=argparse.SUPPRESS)
-    selection.add_argument("--push_to_hub", metavar="REPO", help="push the final model folder (weights, code, tokenizer, card, results) to this Hub repo")
-    selection.add_argument("--hub_private", action="store_true")
-    selection.add_argument("--hub_dataset_id", type=hub_repo_id, help="the Hub dataset repo --data is a local copy of, named in the model card's datasets (a --data repo id is named without it)")
-    selection.add_argument("--license", type=hub_license, default=DEFAULT_LICENSE, help="Hub license id stated by the model card; the default is the knowfree code's own; set the training data's terms where they bind the model (e.g. cc-by-sa-3.0)")
-    selection.add_argument("--language", help="language code stated by the model card (default: zh when the test sentences are Chinese, else none)")
-    tracking = parser.add_argument_group("logging and precision")
-    tracking.add_argument("--report_to", choices=REPORT_TO, default="none", help="experiment trackers through accelerate: training loss per step, dev P/R/F1 and threshold per evaluation, test figures at the end (tensorboard writes to output_dir/runs)")
-    tracking.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), help="default: what `accelerate launch` (or its config) says; bf16 runs on CPUs too, fp16 needs a GPU")
-    return parser.parse_args(argv)
+def parse_args(argv: list[str] | None = None) -> TrainingSettings:
+    """train.py's command line as settings (the options are TrainingSettings' fields)."""
+    return TrainingSettings(**vars(training_parser(__doc__).parse_args(argv)))
 
 
 # --- data -------------------------------------------------------------------------------------------
 
 
-def load_training_corpus(args: argparse.Namespace) -> LabeledCorpus:
+def load_training_corpus(settings: TrainingSettings) -> LabeledCorpus:
     corpus = load_corpus(
-        args.data, k=args.k, train_file=args.train_file, seed=args.data_seed, train_splits=args.train_split.split(","), k_shot=args.k_shot, tag_scheme=args.tag_scheme
+        settings.data, k=settings.k, train_file=settings.train_file, seed=settings.data_seed, train_splits=settings.train_split.split(","), k_shot=settings.k_shot, tag_scheme=settings.tag_scheme
     )
     splits = corpus.splits
-    if args.max_train_rows:
-        splits["train"] = splits["train"].select(range(min(args.max_train_rows, len(splits["train"]))))
-    if args.max_eval_rows:
+    if settings.max_train_rows:
+        splits["train"] = splits["train"].select(range(min(settings.max_train_rows, len(splits["train"]))))
+    if settings.max_eval_rows:
         for split in ("dev", "test"):
-            splits[split] = splits[split].select(range(min(args.max_eval_rows, len(splits[split]))))
+            splits[split] = splits[split].select(range(min(settings.max_eval_rows, len(splits[split]))))
     return corpus
 
 
@@ -173,38 +103,38 @@ def parse_overrides(text: str) -> dict:
     return overrides
 
 
-def build_knowfree(args: argparse.Namespace, corpus: LabeledCorpus):
+def build_knowfree(settings: TrainingSettings, corpus: LabeledCorpus):
     train_rows = corpus.splits["train"]
     spans = [span for row in train_rows for field in ("entities", "extensions") for span in row[field]]
     widths = [span["end"] - span["start"] for span in spans]
     # the band is sized for the targets: a long extension span (a URL tagged as a word) is skipped
     # and counted rather than widening every sentence's span grid
     target_widths = [span["end"] - span["start"] for row in train_rows for span in row["entities"]]
-    max_span_width = args.max_span_width or (max(target_widths, default=1) + SPAN_WIDTH_MARGIN)
+    max_span_width = settings.max_span_width or (max(target_widths, default=1) + SPAN_WIDTH_MARGIN)
     extension_labels = list(corpus.extension_labels)
     colliding = sorted(set(extension_labels) & set(corpus.labels))
     if colliding:
-        raise ValueError(f"{args.data}: extension labels {colliding} have the names of target labels; rename them in the augmented data")
-    settings = {
-        "extension_label_weights": extension_weights(train_rows, list(corpus.labels), extension_labels, args.extension_weight),
-        "synthetic_weight": args.synthetic_weight,
-        "negative_weight": args.negative_weight,
-        "character_embeddings": args.character_embeddings,
+        raise ValueError(f"{settings.data}: extension labels {colliding} have the names of target labels; rename them in the augmented data")
+    config_values = {
+        "extension_label_weights": extension_weights(train_rows, list(corpus.labels), extension_labels, settings.extension_weight),
+        "synthetic_weight": settings.synthetic_weight,
+        "negative_weight": settings.negative_weight,
+        "character_embeddings": settings.character_embeddings,
         "max_span_width": max_span_width,
-        "decoding": args.decoding or ("nested" if spans_overlap(train_rows) else "flat"),
-        "use_local_attention": not args.no_local_attention,
-        "threshold": args.threshold,
+        "decoding": settings.decoding or ("nested" if spans_overlap(train_rows) else "flat"),
+        "use_local_attention": not settings.no_local_attention,
+        "threshold": settings.threshold,
     }
-    settings.update(parse_overrides(args.config_overrides))  # the explicit escape hatch wins
-    model = KnowFreeModel.from_encoder(args.encoder, target_labels=list(corpus.labels), extension_labels=extension_labels, **settings)
+    config_values.update(parse_overrides(settings.config_overrides))  # the explicit escape hatch wins
+    model = KnowFreeModel.from_encoder(settings.encoder, target_labels=list(corpus.labels), extension_labels=extension_labels, **config_values)
     model.initialize_label_priors([len(text) for text in train_rows["text"]], [(span["end"] - span["start"], span["label"]) for span in spans])
     wider = sum(width > max_span_width for width in widths)
     collator = SpanCollator(model.tokenizer, model.config, skip_wider_spans=True)
     return model, model.tokenizer, collator, wider
 
 
-def build_baseline(args: argparse.Namespace, corpus: LabeledCorpus):
-    model, tokenizer = build_token_classifier(args.encoder, list(corpus.labels))
+def build_baseline(settings: TrainingSettings, corpus: LabeledCorpus):
+    model, tokenizer = build_token_classifier(settings.encoder, list(corpus.labels))
     collator = TokenClassificationCollator(tokenizer, list(corpus.labels))
     return model, tokenizer, collator, 0
 
@@ -217,13 +147,13 @@ def map_sharded(accelerator: Accelerator, texts: list[str], predict) -> list:
     return [value for _, value in sorted(gathered, key=lambda pair: pair[0])]
 
 
-def span_candidates(args: argparse.Namespace, accelerator: Accelerator, model: KnowFreeModel, texts: list[str]) -> list[list[SpanCandidate]]:
+def span_candidates(settings: TrainingSettings, accelerator: Accelerator, model: KnowFreeModel, texts: list[str]) -> list[list[SpanCandidate]]:
     """Candidates down to the lowest threshold calibration (or the fixed threshold) may keep."""
-    floor = min(THRESHOLD_GRID[0], args.threshold)
-    return map_sharded(accelerator, texts, lambda part: model.span_candidates(part, batch_size=args.eval_batch_size, min_score=floor))
+    floor = min(THRESHOLD_GRID[0], settings.threshold)
+    return map_sharded(accelerator, texts, lambda part: model.span_candidates(part, batch_size=settings.eval_batch_size, min_score=floor))
 
 
-def evaluate_split(args, accelerator: Accelerator, model, tokenizer, dataset) -> dict:
+def evaluate_split(settings: TrainingSettings, accelerator: Accelerator, model, tokenizer, dataset) -> dict:
     """Span scores of a split, predicted sharded over processes.
 
     KnowFREE is scored at the best global threshold for this split (`threshold` in the result) unless
@@ -232,19 +162,19 @@ def evaluate_split(args, accelerator: Accelerator, model, tokenizer, dataset) ->
     """
     texts, references = list(dataset["text"]), list(dataset["entities"])
     unwrapped = accelerator.unwrap_model(model)
-    if args.model != "knowfree":
-        predictions = map_sharded(accelerator, texts, lambda part: predict_token_spans(unwrapped, tokenizer, part, batch_size=args.eval_batch_size))
+    if settings.model != "knowfree":
+        predictions = map_sharded(accelerator, texts, lambda part: predict_token_spans(unwrapped, tokenizer, part, batch_size=settings.eval_batch_size))
         return score_spans(predictions, references)
-    candidates = span_candidates(args, accelerator, unwrapped, texts)
+    candidates = span_candidates(settings, accelerator, unwrapped, texts)
     labels, nested = unwrapped.config.target_labels, unwrapped.config.decoding == "nested"
-    fixed = score_spans(decoded_spans(candidates, [args.threshold] * len(labels), labels, nested), references)
-    if args.thresholds == "fixed":
-        return {**fixed, "threshold": args.threshold, "fixed_threshold_f1": fixed["f1"]}
+    fixed = score_spans(decoded_spans(candidates, [settings.threshold] * len(labels), labels, nested), references)
+    if settings.thresholds == "fixed":
+        return {**fixed, "threshold": settings.threshold, "fixed_threshold_f1": fixed["f1"]}
     threshold, scores = best_global_threshold(candidates, references, labels, nested)
     return {**scores, "threshold": threshold, "fixed_threshold_f1": fixed["f1"]}
 
 
-def choose_thresholds(args: argparse.Namespace, accelerator: Accelerator, model: KnowFreeModel, splits) -> tuple[dict, dict, dict]:
+def choose_thresholds(settings: TrainingSettings, accelerator: Accelerator, model: KnowFreeModel, splits) -> tuple[dict, dict, dict]:
     """Calibrate on dev, store the chosen thresholds in the model's config, score test under each choice.
 
     Returns the dev and test scores at the chosen thresholds and the record results.json keeps: for
@@ -252,16 +182,16 @@ def choose_thresholds(args: argparse.Namespace, accelerator: Accelerator, model:
     measured, not assumed.
     """
     labels, nested = model.config.target_labels, model.config.decoding == "nested"
-    dev_candidates = span_candidates(args, accelerator, model, list(splits["dev"]["text"]))
-    test_candidates = span_candidates(args, accelerator, model, list(splits["test"]["text"]))
+    dev_candidates = span_candidates(settings, accelerator, model, list(splits["dev"]["text"]))
+    test_candidates = span_candidates(settings, accelerator, model, list(splits["test"]["text"]))
     dev_references, test_references = list(splits["dev"]["entities"]), list(splits["test"]["entities"])
     calibration = calibrate(dev_candidates, dev_references, labels, nested)
     choices = {
-        "fixed": (args.threshold, {}),
+        "fixed": (settings.threshold, {}),
         "global": (calibration.threshold, {}),
         "per_label": (calibration.threshold, calibration.label_thresholds),
     }
-    record: dict = {"chosen": args.thresholds}
+    record: dict = {"chosen": settings.thresholds}
     scores: dict = {}
     for name, (threshold, label_thresholds) in choices.items():
         thresholds = [label_thresholds.get(label, threshold) for label in labels]
@@ -269,13 +199,13 @@ def choose_thresholds(args: argparse.Namespace, accelerator: Accelerator, model:
         test = score_spans(decoded_spans(test_candidates, thresholds, labels, nested), test_references)
         scores[name] = (dev, test)
         record[name] = {"threshold": threshold, "label_thresholds": label_thresholds, "dev_f1": dev["f1"], "test_f1": test["f1"]}
-    threshold, label_thresholds = choices[args.thresholds]
+    threshold, label_thresholds = choices[settings.thresholds]
     model.config.threshold, model.config.label_thresholds = threshold, dict(label_thresholds)
-    dev, test = scores[args.thresholds]
+    dev, test = scores[settings.thresholds]
     return dev, test, record
 
 
-def optimizer_groups(model, args: argparse.Namespace, weight_decay: float) -> list[dict]:
+def optimizer_groups(model, settings: TrainingSettings, weight_decay: float) -> list[dict]:
     """Encoder parameters at the encoder learning rate, everything else at the head rate; no decay on
     biases (the width bias included) and norms."""
     encoder_prefix = model.base_model_prefix + "."
@@ -287,7 +217,7 @@ def optimizer_groups(model, args: argparse.Namespace, weight_decay: float) -> li
         decays = parameter.ndim > 1 and "norm" not in name.lower() and not name.endswith("bias")
         groups.setdefault((is_encoder, decays), []).append(parameter)
     return [
-        {"params": params, "lr": args.encoder_lr if is_encoder else args.head_lr, "weight_decay": weight_decay if decays else 0.0}
+        {"params": params, "lr": settings.encoder_lr if is_encoder else settings.head_lr, "weight_decay": weight_decay if decays else 0.0}
         for (is_encoder, decays), params in groups.items()
     ]
 
@@ -313,59 +243,64 @@ def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    command_arguments = sys.argv[1:] if argv is None else list(argv)  # what this training was given, for its card
-    args = parse_args(argv)
-    check_encoder(args.encoder)
-    defaults = TASK_DEFAULTS[args.task]
-    weight_decay = defaults["weight_decay"] if args.weight_decay is None else args.weight_decay
-    if args.synthetic_weight is None:
-        args.synthetic_weight = defaults["synthetic_weight"]
+    """train.py: the command line parsed into settings, then trained on."""
+    return train(parse_args(argv))
+
+
+def train(settings: TrainingSettings) -> dict:
+    """One training run as `settings` say (the command line's and the augmentation workflow's); returns results.json's figures."""
+    command = card_command(settings_arguments(settings))  # the train.py command giving these settings, before task defaults fill them
+    check_encoder(settings.encoder)
+    defaults = TASK_DEFAULTS[settings.task]
+    weight_decay = defaults["weight_decay"] if settings.weight_decay is None else settings.weight_decay
+    if settings.synthetic_weight is None:
+        settings = replace(settings, synthetic_weight=defaults["synthetic_weight"])
     accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=trackers(args.report_to),
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(Path(args.output_dir) / "runs")),
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        mixed_precision=settings.mixed_precision,
+        log_with=trackers(settings.report_to),
+        project_config=ProjectConfiguration(project_dir=settings.output_dir, logging_dir=str(Path(settings.output_dir) / "runs")),
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO if accelerator.is_main_process else logging.WARNING)
-    output_dir = Path(args.output_dir)
+    output_dir = Path(settings.output_dir)
     checkpoint_dir, best_dir = output_dir / CHECKPOINT_DIR, output_dir / BEST_DIR
-    set_seed(args.seed)
+    set_seed(settings.seed)
 
-    corpus = load_training_corpus(args)
+    corpus = load_training_corpus(settings)
     splits = corpus.splits
     for split in (name for name in splits if name != "train"):  # the train split's are reported by trainable_rows
         report = report_unusable(splits[split], max_chars=None)
         if report["empty_text"]["count"]:
             logger.warning("%s: %d rows with empty text (kept; they carry no spans)", split, report["empty_text"]["count"])
-    logger.info("data %s: %s; %d target labels, %d extension labels", args.data, {split: len(splits[split]) for split in splits}, len(corpus.labels), len(corpus.extension_labels))
+    logger.info("data %s: %s; %d target labels, %d extension labels", settings.data, {split: len(splits[split]) for split in splits}, len(corpus.labels), len(corpus.extension_labels))
 
-    model, tokenizer, collator, untrainable = (build_knowfree if args.model == "knowfree" else build_baseline)(args, corpus)
+    model, tokenizer, collator, untrainable = (build_knowfree if settings.model == "knowfree" else build_baseline)(settings, corpus)
     if untrainable:
         logger.warning("%d training spans are wider than max_span_width=%s and cannot be learnt (they stay in evaluation)", untrainable, model.config.max_span_width)
-    if args.model == "token-classification":
+    if settings.model == "token-classification":
         report = alignment_report(list(splits["train"]), tokenizer, list(corpus.labels))
         logger.warning("token-classification baseline, spans BIO cannot hold exactly in training: %s", report)
-    if args.freeze_embeddings:
-        (model.encoder if args.model == "knowfree" else model.base_model).get_input_embeddings().weight.requires_grad_(False)
+    if settings.freeze_embeddings:
+        (model.encoder if settings.model == "knowfree" else model.base_model).get_input_embeddings().weight.requires_grad_(False)
 
     train_rows = trainable_rows(splits["train"])
-    batches_per_epoch = math.ceil(len(train_rows) / args.batch_size)
-    updates_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
-    total_updates = args.max_steps or updates_per_epoch * args.epochs
-    optimizer = torch.optim.AdamW(optimizer_groups(model, args, weight_decay))
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_updates), total_updates)
+    batches_per_epoch = math.ceil(len(train_rows) / settings.batch_size)
+    updates_per_epoch = math.ceil(batches_per_epoch / settings.gradient_accumulation_steps)
+    total_updates = settings.max_steps or updates_per_epoch * settings.epochs
+    optimizer = torch.optim.AdamW(optimizer_groups(model, settings, weight_decay))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_updates), total_updates)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     state = TrainingState()
-    accelerator.init_trackers("knowfree", config={key: value for key, value in vars(args).items() if isinstance(value, (int, float, str, bool))})
-    resume_from = complete_checkpoint(checkpoint_dir) if args.resume else None
+    accelerator.init_trackers("knowfree", config={key: value for key, value in asdict(settings).items() if isinstance(value, (int, float, str, bool))})
+    resume_from = complete_checkpoint(checkpoint_dir) if settings.resume else None
     if resume_from is not None:
         load_or_explain(resume_from, accelerator.load_state)
         state = TrainingState.load(resume_from)
         if accelerator.is_main_process:
             restore_interrupted_swap(best_dir)
         logger.info("resumed from %s at epoch %d, step %d", resume_from, state.epoch, state.global_step)
-    elif args.resume:
+    elif settings.resume:
         logger.info("no checkpoint in %s; starting fresh", checkpoint_dir)
 
     def save_checkpoint() -> None:
@@ -383,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def evaluate_and_select() -> None:
         model.eval()
-        dev = evaluate_split(args, accelerator, model, tokenizer, splits["dev"])
+        dev = evaluate_split(settings, accelerator, model, tokenizer, splits["dev"])
         model.train()
         improved = dev["f1"] > state.best_f1
         entry = {"step": state.global_step, "epoch": state.epoch, "dev_f1": dev["f1"], "dev_precision": dev["precision"], "dev_recall": dev["recall"]}
@@ -400,36 +335,36 @@ def main(argv: list[str] | None = None) -> dict:
         logger.info(
             "eval step %d epoch %d: dev P %.4f R %.4f F1 %.4f%s (best %.4f at step %s)%s",
             state.global_step, state.epoch, dev["precision"], dev["recall"], dev["f1"],
-            f" at threshold {dev['threshold']:.2f}, {dev['fixed_threshold_f1']:.4f} at {args.threshold}" if "threshold" in dev else "",
+            f" at threshold {dev['threshold']:.2f}, {dev['fixed_threshold_f1']:.4f} at {settings.threshold}" if "threshold" in dev else "",
             state.best_f1, state.best_step, "" if improved else f", {state.evaluations_without_improvement} without improvement",
         )
         # until the model scores above zero on dev it is still starting, not on a plateau: patience
         # counts only from then on, so a slow start is not stopped before it finds a single span
-        state.stopped_early = state.best_f1 > 0 and state.evaluations_without_improvement >= args.patience
+        state.stopped_early = state.best_f1 > 0 and state.evaluations_without_improvement >= settings.patience
         save_checkpoint()
 
     started = time.monotonic()
     model.train()
     try:
-        while not state.finished and state.epoch < args.epochs and not state.stopped_early:
-            order = epoch_order(len(train_rows), args.seed, state.epoch)
+        while not state.finished and state.epoch < settings.epochs and not state.stopped_early:
+            order = epoch_order(len(train_rows), settings.seed, state.epoch)
             # the loader's own generator keeps iterator start-up from drawing on the global RNG, which
             # drives dropout and is restored on resume
             loader = DataLoader(
                 [train_rows[index] for index in order],
-                batch_size=args.batch_size,
+                batch_size=settings.batch_size,
                 collate_fn=collator,
-                generator=torch.Generator().manual_seed(args.seed + state.epoch),
+                generator=torch.Generator().manual_seed(settings.seed + state.epoch),
             )
             loader = accelerator.prepare(loader)
             remaining = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
-            progress = tqdm(remaining, desc=f"epoch {state.epoch + 1}/{args.epochs}", initial=state.batches_in_epoch, total=len(loader), disable=not accelerator.is_main_process)
+            progress = tqdm(remaining, desc=f"epoch {state.epoch + 1}/{settings.epochs}", initial=state.batches_in_epoch, total=len(loader), disable=not accelerator.is_main_process)
             for batch in progress:
                 with accelerator.accumulate(model):
                     loss = model(**batch).loss
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                        accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad()
@@ -439,11 +374,11 @@ def main(argv: list[str] | None = None) -> dict:
                     continue
                 state.global_step += 1
                 accelerator.log({"train/loss": loss.item(), "train/learning_rate": scheduler.get_last_lr()[0]}, step=state.global_step)
-                if args.interrupt_after_steps and state.global_step == args.interrupt_after_steps and not args.resume:
+                if settings.interrupt_after_steps and state.global_step == settings.interrupt_after_steps and not settings.resume:
                     raise KeyboardInterrupt
-                out_of_steps = args.max_steps is not None and state.global_step >= args.max_steps
-                out_of_time = args.max_train_minutes is not None and time.monotonic() - started > 60 * args.max_train_minutes
-                if args.eval_every and state.global_step % args.eval_every == 0:
+                out_of_steps = settings.max_steps is not None and state.global_step >= settings.max_steps
+                out_of_time = settings.max_train_minutes is not None and time.monotonic() - started > 60 * settings.max_train_minutes
+                if settings.eval_every and state.global_step % settings.eval_every == 0:
                     evaluate_and_select()
                 if out_of_steps or out_of_time or state.stopped_early:
                     state.stop_reason = "patience" if state.stopped_early else "max_steps" if out_of_steps else "time"
@@ -451,14 +386,14 @@ def main(argv: list[str] | None = None) -> dict:
                         logger.warning(
                             "WALL-CLOCK CAP: --max_train_minutes %s stopped training at step %d of %d, before its step budget; "
                             "this model depends on the machine's speed (results.json and the model card say so)",
-                            args.max_train_minutes, state.global_step, total_updates,
+                            settings.max_train_minutes, state.global_step, total_updates,
                         )
                     state.finished = True
                     break
             else:
                 state.epoch += 1
                 state.batches_in_epoch = 0
-                if not args.eval_every:
+                if not settings.eval_every:
                     evaluate_and_select()
                 continue
             break
@@ -471,28 +406,28 @@ def main(argv: list[str] | None = None) -> dict:
     state.stop_reason = state.stop_reason or ("patience" if state.stopped_early else "epochs")
     state.finished = True
     save_checkpoint()
-    return finish(args, accelerator, corpus, tokenizer, state, time.monotonic() - started, command_arguments)
+    return finish(settings, accelerator, corpus, tokenizer, state, time.monotonic() - started, command)
 
 
-def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, state: TrainingState, train_seconds: float, command_arguments: list[str]) -> dict:
+def finish(settings: TrainingSettings, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, state: TrainingState, train_seconds: float, command: str) -> dict:
     """Reload the dev-selected model, calibrate its thresholds on dev, score test, write the model
     folder, card and results; push."""
-    output_dir = Path(args.output_dir)
+    output_dir = Path(settings.output_dir)
     best_dir = output_dir / BEST_DIR
     selected = next(entry for entry in state.history if entry["step"] == state.best_step)
     thresholds = None
-    if args.model == "knowfree":
+    if settings.model == "knowfree":
         best = KnowFreeModel.from_pretrained(best_dir).to(accelerator.device).eval()
-        dev, test, thresholds = choose_thresholds(args, accelerator, best, corpus.splits)
+        dev, test, thresholds = choose_thresholds(settings, accelerator, best, corpus.splits)
         dev = {key: dev[key] for key in ("precision", "recall", "f1")}
     else:
         best, _ = build_token_classifier(best_dir, list(corpus.labels))
         best.to(accelerator.device).eval()
         dev = {"precision": selected["dev_precision"], "recall": selected["dev_recall"], "f1": selected["dev_f1"]}
-        test = evaluate_split(args, accelerator, best, tokenizer, corpus.splits["test"])
+        test = evaluate_split(settings, accelerator, best, tokenizer, corpus.splits["test"])
     results = {
-        "model": args.model,
-        "data": str(args.data),
+        "model": settings.model,
+        "data": str(settings.data),
         "train_rows": len(corpus.splits["train"]),
         "empty_train_rows": sum(1 for text in corpus.splits["train"]["text"] if not text),
         "best_step": state.best_step,
@@ -509,35 +444,35 @@ def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, sta
         best.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
         (output_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-        settings = {key: value for key, value in vars(args).items() if key not in ("push_to_hub", "interrupt_after_steps")}
-        (output_dir / "training_args.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+        recorded = {key: value for key, value in asdict(settings).items() if key not in ("push_to_hub", "interrupt_after_steps")}
+        (output_dir / "training_args.json").write_text(json.dumps(recorded, indent=2), encoding="utf-8")
         extension_labels = list(getattr(best.config, "extension_labels", []) or [])
         write_model_card(
             output_dir,
-            model_name=args.push_to_hub or output_dir.name,
-            architecture="KnowFREE span" if args.model == "knowfree" else "token-classification (BIO)",
-            task={"ner": "named-entity-recognition", "segmentation": "word-segmentation", "pos": "part-of-speech-tagging"}[args.task],
-            dataset=str(args.data),
-            base_model=str(args.encoder),
+            model_name=settings.push_to_hub or output_dir.name,
+            architecture="KnowFREE span" if settings.model == "knowfree" else "token-classification (BIO)",
+            task={"ner": "named-entity-recognition", "segmentation": "word-segmentation", "pos": "part-of-speech-tagging"}[settings.task],
+            dataset=str(settings.data),
+            base_model=str(settings.encoder),
             train_rows=len(corpus.splits["train"]),
-            subset_note=f", K = {args.k}" if args.k else "",
+            subset_note=f", K = {settings.k}" if settings.k else "",
             target_labels=list(corpus.labels),
             extension_labels=extension_labels,
             dev_metrics=results["dev"],
             test_metrics=test,
             thresholds=thresholds,
             stopped_by=state.stop_reason,
-            settings=settings,
-            command=card_command(command_arguments),
+            settings=recorded,
+            command=command,
             examples=list(corpus.splits["test"]["text"][:3]),
-            repo_or_path=args.push_to_hub or str(output_dir),
-            license=args.license,
-            language=args.language,
-            hub_dataset_id=args.hub_dataset_id,
+            repo_or_path=settings.push_to_hub or str(output_dir),
+            license=settings.license,
+            language=settings.language,
+            hub_dataset_id=settings.hub_dataset_id,
         )
         print_report(results)
-        if args.push_to_hub:
-            push_folder(output_dir, args.push_to_hub, args.hub_private)
+        if settings.push_to_hub:
+            push_folder(output_dir, settings.push_to_hub, settings.hub_private)
     accelerator.log({f"test/{key}": test[key] for key in ("precision", "recall", "f1")}, step=state.global_step)
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers (and, with several processes, the process group): last
@@ -545,7 +480,7 @@ def finish(args, accelerator: Accelerator, corpus: LabeledCorpus, tokenizer, sta
 
 
 def card_command(arguments: list[str]) -> str:
-    """The command the card shows to repeat this training: its own arguments, secrets redacted."""
+    """The command the card shows to repeat this training: its train.py arguments, secrets redacted."""
     return "accelerate launch train.py " + shlex.join(redact_arguments(arguments))
 
 

@@ -28,3 +28,11 @@ def test_a_training_card_records_its_own_arguments_redacted(tmp_path):
 
     recorded = train.card_command(["--data", "d", "--output_dir", "o", "--config_overrides", f"x={SECRET}"])
     assert recorded == f"accelerate launch train.py --data d --output_dir o --config_overrides 'x={REDACTED}'"
+
+
+def test_a_card_command_rebuilt_from_settings_is_redacted_too():
+    from knowfree import training as train
+    from knowfree.training_settings import TrainingSettings, settings_arguments
+
+    settings = TrainingSettings(data="d", output_dir="o", config_overrides=f"x={SECRET}", push_to_hub="me/model")
+    assert train.card_command(settings_arguments(settings)) == f"accelerate launch train.py --data d --config_overrides 'x={REDACTED}' --output_dir o --push_to_hub me/model"

@@ -18,6 +18,7 @@ from knowfree.command_line import run_command_line
 from knowfree.data import DataError
 from knowfree.evaluation import score_spans
 from knowfree.thresholds import THRESHOLD_GRID
+from knowfree.training_settings import settings_arguments
 from modeling_knowfree import KnowFreeModel
 
 LABELS = ["LOC", "ORG", "PER"]
@@ -53,13 +54,15 @@ def test_help_documents_the_options(capsys):
 def test_trains_selects_on_dev_and_reports_test(workspace):
     root, corpus, encoder = workspace
     output_dir = root / "single"
-    results = train.main(arguments(corpus, encoder, output_dir, "--eval_every", "4"))
+    given = arguments(corpus, encoder, output_dir, "--eval_every", "4")
+    results = train.main(given)
     assert results["test"]["f1"] > 0.8
     assert results["best_step"] == max(results["history"], key=lambda entry: entry["dev_f1"])["step"]
     saved = json.loads((output_dir / "results.json").read_text())
     assert saved["test"]["per_label"].keys() <= set(LABELS)
     card = (output_dir / "README.md").read_text()
     assert "trust_remote_code=True" in card and f"{results['test']['f1']:.4f}" in card
+    assert train.card_command(settings_arguments(train.parse_args(given))) in card  # a command giving the same settings
     model = KnowFreeModel.from_pretrained(output_dir)
     assert model.config.target_labels == LABELS
     assert all(span["label"] in LABELS for span in model.predict(training_rows()[0]["text"]))

@@ -179,3 +179,63 @@ def test_without_an_llm_synthesis_is_skipped_with_the_reason(setting, tmp_path, 
     assert summary["final_model"].endswith("annotation-model")
     splits = load_corpus(tmp_path / "offline" / "dataset", splits=("train", "fusion", "dev", "test")).splits
     assert sum(len(row) for row in splits["fusion"]["extensions"]) > 0
+    card = (tmp_path / "offline" / "annotation-model" / "README.md").read_text(encoding="utf-8")
+    assert f"accelerate launch train.py --data {tmp_path / 'offline' / 'fusion'} --train_split fusion" in card and "--head_lr 0.01" in card  # the settings it was trained with
+
+
+def test_train_args_override_the_workflow_options_of_both_models(tmp_path):
+    from augment.settings import WorkflowTraining
+    from augment.workflow import training_settings
+
+    options = WorkflowTraining(encoder="enc", task="pos", epochs=1, batch_size=4, patience=5, seed=42, freeze_embeddings=True,
+                               max_train_minutes=None, synthetic_weight=None, train_args="--epochs 3 --head_lr 1e-2 --character_embeddings")  # fmt: skip
+    settings = training_settings(options, tmp_path / "dataset", "fusion,synthetic", tmp_path / "final-model", "me/data")
+    assert (settings.data, settings.train_split, settings.output_dir) == (str(tmp_path / "dataset"), "fusion,synthetic", str(tmp_path / "final-model"))
+    assert (settings.encoder, settings.task, settings.batch_size, settings.freeze_embeddings, settings.hub_dataset_id) == ("enc", "pos", 4, True, "me/data")
+    assert (settings.epochs, settings.head_lr, settings.character_embeddings) == (3, 0.01, True)
+
+
+def test_the_workflow_trains_with_settings_in_process_and_keeps_its_step_fingerprints(setting, tmp_path, monkeypatch):
+    """No train.py argv is built; the step inputs are these dicts, key for key, or existing work folders would redo their steps."""
+    import augment.workflow as workflow
+    from knowfree import training
+    from knowfree.training_settings import TrainingSettings
+
+    _, corpus, encoder = setting
+    trained = []
+
+    def fake_train(settings):
+        assert isinstance(settings, TrainingSettings)
+        trained.append(settings)
+        (tmp_path / "work" / "annotation-model").mkdir(parents=True)
+        (tmp_path / "work" / "annotation-model" / "results.json").write_text(json.dumps({"test": {"f1": 0.5}}))
+        return {}
+
+    def no_command_line(*_):
+        raise AssertionError("the workflow parsed a train.py command line")
+
+    monkeypatch.setattr(workflow, "train", fake_train)
+    monkeypatch.setattr(training, "main", no_command_line)
+    monkeypatch.setattr(training, "parse_args", no_command_line)
+    augment_main(["workflow", "--data", str(corpus), "--work_dir", str(tmp_path / "work"), "--encoder", str(encoder), "--epochs", "1", "--batch_size", "4",
+                  "--freeze_embeddings", "--synthetic_weight", "0.7", "--train_args", "--head_lr 1e-2 --epochs 2"])  # fmt: skip
+    [settings] = trained
+    assert (settings.data, settings.train_split, settings.epochs, settings.head_lr, settings.synthetic_weight) == (str(tmp_path / "work" / "fusion"), "fusion", 2, 0.01, 0.7)
+    finished = json.loads((tmp_path / "work" / "steps.json").read_text())["finished"]
+    source = {"data": str(corpus), "files": workflow.source_fingerprint(str(corpus)), "k": None, "k_shot": None, "train_file": None, "seed": 42}
+    extend = {"source": source, "annotator": "offline", "llm": None, "language": "zh", "embedding_model": "encoders/multilingual-e5-small-st", "epsilon": 1.5, "top_p": 5}
+    training_options = {"encoder": str(encoder), "task": "ner", "epochs": 1, "batch_size": 4, "patience": 5, "seed": 42, "freeze_embeddings": True,
+                        "max_train_minutes": None, "synthetic_weight": 0.7, "train_args": "--head_lr 1e-2 --epochs 2"}  # fmt: skip
+    assert finished["extend"] == workflow.fingerprint(extend)
+    assert finished["annotation_model"] == workflow.fingerprint({"fusion": finished["extend"], "training": training_options})
+
+
+def test_the_llm_part_of_the_fingerprints_keeps_its_keys():
+    from augment.prompts import PROMPTS_VERSION
+    from augment.settings import LLMSettings
+    from augment.workflow import llm_inputs
+
+    llm = LLMSettings(endpoint="http://x", model="m", provider=None, token="secret", route="chat", structured="auto", concurrency=9, timeout=1.0, retries=7,
+                      backoff=2.0, max_new_tokens=512, temperature=0.0, cache="c.jsonl")  # fmt: skip
+    assert llm_inputs(llm) == {"endpoint": "http://x", "model": "m", "provider": None, "route": "chat", "max_new_tokens": 512, "temperature": 0.0, "structured": "auto", "prompts": PROMPTS_VERSION}
+    assert "secret" not in repr(llm)
