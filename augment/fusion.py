@@ -21,6 +21,7 @@ from augment.annotation import ENTITY_PREFIX, POS_PREFIX, RowAnnotation, extensi
 from augment.label_map import map_entries
 from augment.label_merging import DEFAULT_EPSILON, DEFAULT_TOP_P, Embedder, MergeDecision, merge_synonym_types
 from augment.prompts import PROMPTS_VERSION
+from knowfree.data import check_label_names_apart
 from knowfree.label_weights import extension_alphas
 
 logger = logging.getLogger(__name__)
@@ -128,9 +129,7 @@ def build_fusion(
         entries = map_entries(types, samples, [decision.to_json() for decision in decisions])
     fused, rare_labels = fold_rare_labels(fuse(rows, annotations, type_to_label), min_label_count)
     extension_labels = sorted({span["label"] for row in fused for span in row["extensions"]})
-    colliding = sorted(set(extension_labels) & set(target_labels))
-    if colliding:
-        raise ValueError(f"extension labels {colliding} have the names of target labels")
+    check_label_names_apart(target_labels, extension_labels, "the fused rows")
     alphas = extension_alphas(fused, target_labels, extension_labels) if extension_labels else []
     span_counts = Counter(span["label"] for row in fused for span in row["extensions"])
     metadata = {

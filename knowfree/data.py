@@ -62,7 +62,7 @@ class LabeledCorpus:
     """Validated splits plus the target label set (order of labels.txt) and the extension labels.
 
     `extension_labels` are the distinct labels of the `extensions` spans (added by augmentation),
-    sorted; they are free-form and not checked against `labels`.
+    sorted; they are free-form, but none may be named like one of `labels`.
     """
 
     splits: DatasetDict
@@ -515,8 +515,17 @@ def load_corpus(
         built["train"] = take_k(built["train"], k, seed)
     if k_shot is not None:
         built["train"] = built["train"].select(sample_n_way_k_shot(built["train"], opened.labels.names, k_shot, seed=seed))
-    extension_labels = {span["label"] for dataset in built.values() for row in dataset["extensions"] for span in row}
-    return LabeledCorpus(DatasetDict(built), opened.labels.names, tuple(sorted(extension_labels)))
+    extension_labels = tuple(sorted({span["label"] for dataset in built.values() for row in dataset["extensions"] for span in row}))
+    check_label_names_apart(opened.labels.names, extension_labels, str(origin))
+    return LabeledCorpus(DatasetDict(built), opened.labels.names, extension_labels)
+
+
+def check_label_names_apart(target_labels: Sequence[str], extension_labels: Sequence[str], origin: str) -> None:
+    """Refuse extension labels named like target labels: the model would train one name as two outputs
+    and predict could not tell them apart (the config refuses the same for models built by hand)."""
+    colliding = sorted(set(extension_labels) & set(target_labels))
+    if colliding:
+        raise DataError(f"{origin}: extension labels {colliding} have the names of target labels; rename them in the augmented data")
 
 
 def report_unusable(dataset: Dataset, max_chars: int | None) -> dict:

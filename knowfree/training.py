@@ -112,9 +112,6 @@ def build_knowfree(settings: TrainingSettings, corpus: LabeledCorpus):
     target_widths = [span["end"] - span["start"] for row in train_rows for span in row["entities"]]
     max_span_width = settings.max_span_width or (max(target_widths, default=1) + SPAN_WIDTH_MARGIN)
     extension_labels = list(corpus.extension_labels)
-    colliding = sorted(set(extension_labels) & set(corpus.labels))
-    if colliding:
-        raise ValueError(f"{settings.data}: extension labels {colliding} have the names of target labels; rename them in the augmented data")
     config_values = {
         "extension_label_weights": extension_weights(train_rows, list(corpus.labels), extension_labels, settings.extension_weight),
         "synthetic_weight": settings.synthetic_weight,

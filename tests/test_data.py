@@ -156,6 +156,12 @@ def test_extension_labels_are_free_form(tmp_path):
     load_bad_train_line(tmp_path, row)
 
 
+def test_extension_labels_named_like_target_labels_are_refused_naming_the_source(tmp_path):
+    row = {"text": "张三", "entities": [], "extensions": [{"start": 0, "end": 2, "label": "PER"}]}
+    with pytest.raises(DataError, match=r"weibo: extension labels \['PER'\] have the names of target labels"):
+        load_bad_train_line(tmp_path, row)
+
+
 def test_null_optional_fields_mean_absent(tmp_path):
     row = {"text": "张三", "entities": [], "extensions": None, "synthetic": None}
     splits = {"train": [row], "dev": [row], "test": [row]}
