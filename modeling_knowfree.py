@@ -62,19 +62,25 @@ def band_span_mask(char_mask: torch.Tensor, width: int) -> torch.Tensor:
     return ends[None] < lengths[:, None, None]
 
 
-def gather_band_rows(features: torch.Tensor, width: int, rows: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def pad_band_rows(features: torch.Tensor, width: int) -> torch.Tensor:
+    """Per-position features followed by W - 1 zero positions per text, (B, L, D) -> (B, L + W - 1, D):
+    what `gather_band_rows` reads. Padded once per batch, not once per row chunk."""
+    return F.pad(features, (0, 0, 0, width - 1))
+
+
+def gather_band_rows(padded: torch.Tensor, width: int, rows: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Features of the span ends of the band rows starting at `rows` = (batch index, position index):
-    (B, L, D) -> (R, W, D), where cell k of a row holds position + k, zeros past the end.
+    `pad_band_rows(features, W)` -> (R, W, D), where cell k of a row holds position + k, zeros past
+    the end.
 
     One `index_select` on the text-padded features, so the backward pass scatters into a (B, L, D)
     gradient instead of zero-filling a (B, L, W, D) one.
     """
-    batch, length, size = features.shape
+    _, padded_length, size = padded.shape
     batch_index, position_index = rows
-    padded = F.pad(features, (0, 0, 0, width - 1)).reshape(-1, size)
-    first = batch_index * (length + width - 1) + position_index
-    cells = first[:, None] + torch.arange(width, device=features.device)
-    return padded.index_select(0, cells.reshape(-1)).view(first.shape[0], width, size)
+    first = batch_index * padded_length + position_index
+    cells = first[:, None] + torch.arange(width, device=padded.device)
+    return padded.reshape(-1, size).index_select(0, cells.reshape(-1)).view(first.shape[0], width, size)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -88,8 +94,8 @@ class KnowFreeMultiHeadBiaffine(nn.Module):
     The projection size D' is split into `biaffine_heads` blocks; each block has its own bilinear
     form into the D~ span features, and an affine term on [start; end] is added:
     H_B[i, j] = sum_m s_m[i]^T U_m e_m[j] + W_s s[i] + W_e e[j] + b.
-    Input: start, end (B, L, D') and the R band rows to compute, `rows` = (batch index, position
-    index) of their start character. Output: (R, W, D~).
+    Input: start (B, L, D'), the end side `band_ends(end, W)` and the R band rows to compute, `rows` =
+    (batch index, position index) of their start character. Output: (R, W, D~).
 
     Contraction order: per head m, T_m[i] = s_m[i]^T U_m (a D'/heads x D~ matrix) is computed once per
     start position, then every cell of the row multiplies its end features by it. U_m is applied once
@@ -107,13 +113,20 @@ class KnowFreeMultiHeadBiaffine(nn.Module):
         self.start_affine = nn.Linear(config.projection_size, config.span_hidden_size)
         self.end_affine = nn.Linear(config.projection_size, config.span_hidden_size, bias=False)
 
-    def forward(self, start: torch.Tensor, end: torch.Tensor, width: int, rows: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def band_ends(self, end: torch.Tensor, width: int) -> torch.Tensor:
+        """The end side of every position, [W_e e[j]; e[j]], padded for `gather_band_rows`: (B, L, D') ->
+        (B, L + W - 1, D~ + D'). It depends on the end position alone, so a batch computes it once for
+        all its row chunks, and one gather per chunk fetches both parts."""
+        return pad_band_rows(torch.cat([self.end_affine(end), end], -1), width)
+
+    def forward(self, start: torch.Tensor, band_ends: torch.Tensor, width: int, rows: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         _, length, projection = start.shape
         count = rows[0].shape[0]
         flat_rows = rows[0] * length + rows[1]
         start_rows = start.reshape(-1, projection).index_select(0, flat_rows)
-        band = gather_band_rows(self.end_affine(end), width, rows) + self.start_affine(start_rows)[:, None, :]
-        end_heads = gather_band_rows(end, width, rows).view(count, width, self.heads, self.head_size).unbind(2)
+        end_terms, ends = gather_band_rows(band_ends, width, rows).split([self.end_affine.out_features, projection], -1)
+        band = end_terms + self.start_affine(start_rows)[:, None, :]
+        end_heads = ends.unflatten(-1, (self.heads, self.head_size)).unbind(2)
         start_heads = start_rows.view(count, self.heads, self.head_size).unbind(1)
         for start_head, end_head, bilinear in zip(start_heads, end_heads, self.bilinear.unbind(0)):
             forms = (start_head @ bilinear.reshape(self.head_size, -1)).view(count, bilinear.shape[1], self.head_size)
@@ -235,15 +248,19 @@ class KnowFreeSpanHead(nn.Module):
     Only the band rows whose start character is in the text are computed (every cell of the other
     rows lies outside the text; their logits are 0), so padding in a batch costs nothing past the
     projections. Without gradients (prediction) the rows go through in chunks of
-    `INFERENCE_CHUNK_ROWS`. A row's logits depend on that row alone, so this changes no value; it
-    bounds the memory of long texts (a chunk holds at most that many rows of W cells), and it keeps
-    the head's intermediates (the biaffine forms above all, 40,000 floats per row) small enough to
-    be reused rather than mapped afresh on every call. On CPU it cut the head's time on the Weibo
-    test by a third; 256 rows was the fastest of 128/256/512 at both W = 19 and W = 126
-    (benchmarks/README.md).
+    `INFERENCE_CHUNK_ROWS`. A row's span cells depend on that row alone, so this changes no span's
+    logit; it bounds the memory of long texts (a chunk holds at most that many rows of W cells), and
+    it keeps the head's intermediates (the biaffine forms above all, 40,000 floats per row) small
+    enough to be reused rather than mapped afresh on every call. On CPU it cut the head's time on
+    the Weibo test by a third (benchmarks/README.md). What depends on the position alone (the
+    projections and the biaffine's end side, `band_ends`) is computed once per batch, before the
+    chunks. While the end side's W_e e[j] was recomputed over the whole batch for every chunk, 256
+    rows was the fastest of 128/256/512 (2 threads); without that recomputation 128 rows is faster
+    (1 thread: the head's time 0.88x in `predict` on Weibo test texts, 0.92x on the 8 longest cmeee
+    sentences; benchmarks/README.md, "Span head: where predict's time goes").
     """
 
-    INFERENCE_CHUNK_ROWS = 256
+    INFERENCE_CHUNK_ROWS = 128
 
     def __init__(self, config: KnowFreeConfig, input_size: int):
         super().__init__()
@@ -263,11 +280,11 @@ class KnowFreeSpanHead(nn.Module):
         width = band_width(char_states.shape[1], self.max_span_width)
         span_mask = band_span_mask(char_mask, width)
         start = self.start_projection(char_states)
-        end = self.end_projection(char_states)
+        band_ends = self.biaffine.band_ends(self.end_projection(char_states), width)
         rows = char_mask.nonzero(as_tuple=True)
         rows_per_chunk = max(1, len(rows[0])) if torch.is_grad_enabled() else self.INFERENCE_CHUNK_ROWS
         chunks = [
-            self.row_logits(start, end, width, row_mask, (batch_index, position_index))
+            self.row_logits(start, band_ends, width, row_mask, (batch_index, position_index))
             for batch_index, position_index, row_mask in zip(
                 rows[0].split(rows_per_chunk), rows[1].split(rows_per_chunk), span_mask[rows].split(rows_per_chunk)
             )
@@ -278,13 +295,13 @@ class KnowFreeSpanHead(nn.Module):
     def row_logits(
         self,
         start: torch.Tensor,
-        end: torch.Tensor,
+        band_ends: torch.Tensor,
         width: int,
         row_mask: torch.Tensor,
         rows: tuple[torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
         """Logits (R, W, N) of the band rows starting at `rows` = (batch index, position index)."""
-        biaffine = self.biaffine(start, end, width, rows)
+        biaffine = self.biaffine(start, band_ends, width, rows)
         if self.local_attention is None:
             logits = self.classifier(biaffine)
         else:

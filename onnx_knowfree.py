@@ -119,7 +119,8 @@ class KnowFreeOnnxGraph(nn.Module):
         start_index = torch.arange(length, device=device).expand(batch, length).reshape(-1)
         # `band_span_mask` row by row: (B x L, W) first, as the head computes the rows
         row_mask = start_index[:, None] + torch.arange(width, device=device) < char_mask.sum(-1)[batch_index][:, None]
-        biaffine = head.biaffine(head.start_projection(states), head.end_projection(states), width, (batch_index, start_index))
+        band_ends = head.biaffine.band_ends(head.end_projection(states), width)
+        biaffine = head.biaffine(head.start_projection(states), band_ends, width, (batch_index, start_index))
         features = biaffine
         if head.local_attention is not None:
             attended = neighbour_attention(head.local_attention, biaffine, row_mask)

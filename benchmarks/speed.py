@@ -11,7 +11,10 @@ encoder, and measured side by side in this process on the same inputs:
   head, decoding) on the Weibo test texts (typical lengths) and on the longest cmeee test sentences
   (long lengths, read in windows), in sentences per second, median of the repeats; the longest cmeee
   sentence alone, in seconds. Forward hooks on each model's encoder split the time into encoder and
-  the rest (span head or token classifier, collation, decoding);
+  the rest (span head or token classifier, collation, decoding). On the Weibo test, the same KnowFREE
+  model exported by `export_onnx` runs in ONNX Runtime too (`KnowFreeOnnxModel.predict`, --threads
+  intra-op threads; with --int8 its int8 graph as well), alternating with the other two, and its
+  spans and logits are compared with PyTorch's;
 - peak memory: every (model, workload) runs once in a fresh spawned process that builds only that
   model, pays one-time costs with a warm-up (a short prediction, or a first training step that also
   creates the optimizer state), then measures: the peak resident set during the workload (VmHWM of
@@ -27,7 +30,9 @@ Timings on a shared machine drift, so the two models alternate (A B, then B A, .
 """
 
 import argparse
+import functools
 import gc
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -35,6 +40,7 @@ import platform
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -62,11 +68,13 @@ from knowfree.data import LabeledCorpus  # noqa: E402
 from knowfree.evaluation import score_spans  # noqa: E402
 from knowfree.token_baseline import TokenClassificationCollator, build_token_classifier, predict_token_spans  # noqa: E402
 from modeling_knowfree import KnowFreeModel  # noqa: E402
+from onnx_knowfree import ONNX_FILE, QUANTIZED_FILE, KnowFreeOnnxModel, max_logit_difference  # noqa: E402
 
 GB = 1e9
 BLOCK_START = "<!-- speed:start -->"
 BLOCK_END = "<!-- speed:end -->"
 KNOWFREE, BASELINE = "knowfree", "baseline"
+ONNX, ONNX_INT8 = "onnx", "onnx_int8"
 CORPORA = ("weibo", "cmeee")
 MODEL_CHOICE = {KNOWFREE: "knowfree", BASELINE: "token-classification"}
 
@@ -91,6 +99,17 @@ class Contender:
     optimizer: torch.optim.Optimizer
     encoder: torch.nn.Module
     predict: Callable[[list[str]], list[list[dict]]]
+
+
+@dataclass
+class OnnxContender:
+    """KnowFREE exported to ONNX Runtime, for prediction only. Its encoder runs inside the session,
+    where no hook reaches it, so `encoder` is None and its time is not split."""
+
+    name: str
+    model: KnowFreeOnnxModel
+    predict: Callable[[list[str]], list[list[dict]]]
+    encoder: None = None
 
 
 def training_arguments(data: Path, name: str, options: argparse.Namespace) -> argparse.Namespace:
@@ -231,21 +250,24 @@ class EncoderClock:
             handle.remove()
 
 
-def timed_predict(contender: Contender, texts: list[str]) -> tuple[float, float, int]:
-    """Seconds of one `predict` over `texts`, seconds of it inside the encoder, and spans predicted."""
-    clock = EncoderClock(contender.encoder)
+def timed_predict(contender: Contender | OnnxContender, texts: list[str]) -> tuple[float, float | None, int]:
+    """Seconds of one `predict` over `texts`, seconds of it inside the encoder (None without an encoder
+    module to hook), and spans predicted."""
+    clock = None if contender.encoder is None else EncoderClock(contender.encoder)
     try:
         started = time.perf_counter()
         predictions = contender.predict(texts)
         seconds = time.perf_counter() - started
     finally:
-        clock.remove()
-    return seconds, clock.seconds, sum(len(spans) for spans in predictions)
+        if clock is not None:
+            clock.remove()
+    return seconds, None if clock is None else clock.seconds, sum(len(spans) for spans in predictions)
 
 
-def measure_prediction(contenders: list[Contender], texts: list[str], repeats: int) -> dict:
+def measure_prediction(contenders: list[Contender | OnnxContender], texts: list[str], repeats: int) -> dict:
     """Sentences per second of each model's end-to-end predict (median over repeats), with the split
-    of its time between the encoder and the rest.
+    of its time between the encoder and the rest (None for ONNX Runtime). "ratio" is KnowFREE's
+    throughput over the baseline's.
 
     One untimed pass over the same texts per model first: the first pass also pays for one-time costs
     (thread pools, and the allocator's heap growing to the sizes of the batch temporaries: until it
@@ -265,7 +287,7 @@ def measure_prediction(contenders: list[Contender], texts: list[str], repeats: i
         result[f"{name}_s_all"] = [run[0] for run in measured]
         result[f"{name}_sentences_per_s"] = len(texts) / seconds
         result[f"{name}_encoder_s"] = median_run[1]
-        result[f"{name}_non_encoder_per_encoder"] = (median_run[0] - median_run[1]) / median_run[1]
+        result[f"{name}_non_encoder_per_encoder"] = None if median_run[1] is None else (median_run[0] - median_run[1]) / median_run[1]
         result[f"{name}_spans"] = median_run[2]
     result["ratio"] = result[f"{KNOWFREE}_sentences_per_s"] / result[f"{BASELINE}_sentences_per_s"]
     return result
@@ -289,6 +311,53 @@ def quantized_encoder_copy(contender: Contender, batch_size: int) -> Contender:
         return model.predict(texts, batch_size=batch_size)
 
     return Contender(contender.name, model, contender.collator, contender.optimizer, model.encoder, predict)
+
+
+def onnx_contenders(knowfree: Contender, directory: Path, options: argparse.Namespace) -> list[OnnxContender]:
+    """The graphs of an `export_onnx` folder (`model.onnx`, and with --int8 `model_quantized.onnx`) in
+    ONNX Runtime sessions of --threads intra-op threads, predicting with --eval-batch-size as the
+    PyTorch contenders do, through the KnowFREE contender's own processor."""
+    import onnxruntime
+
+    session_options = onnxruntime.SessionOptions()
+    session_options.intra_op_num_threads = options.threads
+    files = {ONNX: ONNX_FILE, **({ONNX_INT8: QUANTIZED_FILE} if options.int8 else {})}
+    contenders = []
+    for name, file_name in files.items():
+        model = KnowFreeOnnxModel.from_pretrained(directory, file_name, session_options=session_options, processor=knowfree.model.processor)
+        contenders.append(OnnxContender(name, model, functools.partial(model.predict, batch_size=options.eval_batch_size)))
+    return contenders
+
+
+def span_keys(predictions: list[list[dict]]) -> list[list[tuple[int, int, str]]]:
+    """(start, end, label) of every predicted span, text by text."""
+    return [[(span["start"], span["end"], span["label"]) for span in spans] for spans in predictions]
+
+
+def onnx_figures(
+    measured: dict, knowfree: Contender, onnx_models: list[OnnxContender], texts: list[str], gold: list[list[dict]] | None, batch_size: int
+) -> dict:
+    """Each ONNX graph against PyTorch: throughput over PyTorch KnowFREE's and the baseline's (from
+    `measured`, the alternating run they shared), texts whose spans differ from PyTorch predict's,
+    the largest score difference over equal spans and logit difference over span cells, and, with
+    `gold`, the test F1 beside PyTorch's."""
+    expected = knowfree.predict(texts)
+    figures = {"knowfree_f1": None if gold is None else score_spans(expected, gold)["f1"]}
+    for onnx in onnx_models:
+        found = onnx.predict(texts)
+        equal = [a == b for a, b in zip(span_keys(expected), span_keys(found))]
+        scores = [abs(a["score"] - b["score"]) for same, row_a, row_b in zip(equal, expected, found) if same for a, b in zip(row_a, row_b)]
+        figures[onnx.name] = {
+            "sentences_per_s": measured[f"{onnx.name}_sentences_per_s"],
+            "per_knowfree": measured[f"{onnx.name}_sentences_per_s"] / measured[f"{KNOWFREE}_sentences_per_s"],
+            "per_baseline": measured[f"{onnx.name}_sentences_per_s"] / measured[f"{BASELINE}_sentences_per_s"],
+            "spans_equal": all(equal),
+            "texts_with_different_spans": equal.count(False),
+            "max_score_difference": max(scores, default=0.0),
+            "max_logit_difference": max_logit_difference(knowfree.model, onnx.model, texts, batch_size),
+            "f1": None if gold is None else score_spans(found, gold)["f1"],
+        }
+    return figures
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -394,7 +463,7 @@ def format_table(speed: dict) -> str:
         if key == "cmeee_longest_sentence":
             lines.append(
                 f"| {label} ({prediction['characters']:,} chars), s | {prediction[f'{KNOWFREE}_s']:.2f} "
-                f"| {prediction[f'{BASELINE}_s']:.2f} | {prediction[f'{KNOWFREE}_s'] / prediction[f'{BASELINE}_s']:.2f} (time) | |"
+                f"| {prediction[f'{BASELINE}_s']:.2f} | {_number(speed.get('longest_cmeee_time_ratio'), '.2f')} (time) | |"
             )
             continue
         target = f">= {TARGET_PREDICT_RATIO}" if key == "weibo_test" else ""
@@ -409,6 +478,8 @@ def format_table(speed: dict) -> str:
             f"| {prediction[f'{BASELINE}_non_encoder_per_encoder']:.2f} | | "
             f"{'<= %.2f (KnowFREE)' % TARGET_NON_ENCODER_SHARE if key == 'weibo_test' else ''} |"
         )
+        if key == "weibo_test":
+            lines.extend(onnx_rows(speed))
     if "int8" in speed:
         int8 = speed["int8"]
         f1 = ""
@@ -429,6 +500,32 @@ def format_table(speed: dict) -> str:
             f"| {_number(_ratio(knowfree['peak_gb'], baseline['peak_gb']), '.2f')} | {target} |"
         )
     return "\n".join(lines)
+
+
+def onnx_rows(speed: dict) -> list[str]:
+    """Table rows of the ONNX Runtime graphs: throughput against the baseline's in the same alternating
+    run, against PyTorch KnowFREE's, agreement with PyTorch predict and, with a trained model, test F1."""
+    onnx = speed.get("onnx") or {}
+    baseline = speed["predict"]["weibo_test"][f"{BASELINE}_sentences_per_s"]
+    rows = []
+    for name, weights, target in ((ONNX, "fp32", f">= {TARGET_PREDICT_RATIO}"), (ONNX_INT8, "int8 weights", "optional")):
+        if name not in onnx:
+            continue
+        figures = onnx[name]
+        notes = [
+            target,
+            f"{figures['per_knowfree']:.2f}x PyTorch KnowFREE",
+            "spans equal to PyTorch's" if figures["spans_equal"] else f"spans differ from PyTorch's in {figures['texts_with_different_spans']} texts",
+            f"max logit difference {figures['max_logit_difference']:.1e}",
+        ]
+        if figures["f1"] is not None:
+            notes.append(f"test F1 {onnx['knowfree_f1']:.4f} (PyTorch) -> {figures['f1']:.4f}")
+        threads = onnx["intra_op_threads"]
+        rows.append(
+            f"| &nbsp;&nbsp;KnowFREE on ONNX Runtime ({weights}, {threads} thread{'s' if threads > 1 else ''}), sentences/s "
+            f"| {_rate(figures['sentences_per_s'])} | {_rate(baseline)} | {figures['per_baseline']:.2f} | {'; '.join(notes)} |"
+        )
+    return rows
 
 
 PREDICT_LABELS = {
@@ -457,6 +554,8 @@ def target_lines(speed: dict) -> list[str]:
 
     predict, trained, peak = speed["predict_throughput_ratio"], speed["train_step_ratio"], speed["longest_cmeee_peak_mem_gb"]
     share = speed["predict"].get("weibo_test", {}).get(f"{KNOWFREE}_non_encoder_per_encoder")
+    onnx, longest_time = speed.get("onnx_predict_throughput_ratio"), speed.get("longest_cmeee_time_ratio")
+    onnx_per_knowfree = (speed.get("onnx") or {}).get(ONNX, {}).get("per_knowfree")
     return [
         f"inference throughput on the Weibo test >= {TARGET_PREDICT_RATIO}x the baseline's: "
         f"{verdict(None if predict is None else predict >= TARGET_PREDICT_RATIO)} ({_number(predict, '.2f')}x; "
@@ -464,7 +563,11 @@ def target_lines(speed: dict) -> list[str]:
         f"training step <= {TARGET_TRAIN_RATIO}x the baseline's (Weibo): "
         f"{verdict(None if trained is None else trained <= TARGET_TRAIN_RATIO)} ({_number(trained, '.2f')}x)",
         f"peak memory on the longest cmeee sentence < {TARGET_PEAK_GB:g} GB: "
-        f"{verdict(None if peak is None else peak < TARGET_PEAK_GB)} ({_number(peak, '.2f')} GB)",
+        f"{verdict(None if peak is None else peak < TARGET_PEAK_GB)} ({_number(peak, '.2f')} GB; "
+        f"its predict takes {_number(longest_time, '.2f')}x the baseline's time)",
+        f"with KnowFREE on ONNX Runtime, inference throughput on the Weibo test >= {TARGET_PREDICT_RATIO}x the baseline's: "
+        f"{verdict(None if onnx is None else onnx >= TARGET_PREDICT_RATIO)} ({_number(onnx, '.2f')}x; "
+        f"{_number(onnx_per_knowfree, '.2f')}x PyTorch KnowFREE's)",
     ]
 
 
@@ -541,7 +644,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config-overrides", default="", help="KnowFreeConfig values of the fresh KnowFREE models (train.py --config_overrides), e.g. 'projection_size=100,span_hidden_size=100'")
     parser.add_argument("--knowfree-model", help="a KnowFREE model trained on Weibo, used for the Weibo rows instead of a fresh one (predictions then have realistic spans to decode)")
     parser.add_argument("--baseline-model", help="a baseline trained on Weibo, used for the Weibo rows instead of a fresh one")
-    parser.add_argument("--int8", action="store_true", help="also time KnowFREE predict with its encoder dynamically quantized to int8 (and its Weibo test F1 when --knowfree-model is given)")
+    parser.add_argument("--int8", action="store_true", help="also time KnowFREE predict with its encoder dynamically quantized to int8, and the int8 ONNX graph (and their Weibo test F1 when --knowfree-model is given)")
+    parser.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX Runtime copy of the Weibo KnowFREE model (export_onnx; its int8 graph too with --int8)")
     parser.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA), help="which corpora to measure (the headline figures need both)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory processes")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads, here and in the memory processes")
@@ -552,6 +656,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results-json", default=str(BENCHMARKS / "results.json"))
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on stdout; the table goes to stderr")
     options = parser.parse_args(argv)
+    if options.onnx and importlib.util.find_spec("onnxruntime") is None:
+        print("speed.py: onnxruntime is not installed (pip install 'knowfree[onnx]'): no ONNX Runtime figures", file=sys.stderr)
+        options.onnx = False
     if options.smoke:
         options.weibo_sentences = options.weibo_sentences or 16
         options.cmeee_sentences = min(options.cmeee_sentences, 4)
@@ -610,8 +717,21 @@ def run(options: argparse.Namespace) -> dict:
         test_texts = list(corpus.splits["test"]["text"])
         if corpus_name == "weibo":
             texts = test_texts[: options.weibo_sentences] if options.weibo_sentences else test_texts
+            onnx_models = []
+            if options.onnx:
+                print("weibo: export KnowFREE to ONNX", file=sys.stderr, flush=True)
+                with tempfile.TemporaryDirectory(prefix="knowfree-speed-onnx-") as folder:  # the sessions hold the graphs
+                    started = time.perf_counter()
+                    contenders[0].model.export_onnx(folder, quantize=options.int8)
+                    export_s = time.perf_counter() - started
+                    onnx_models = onnx_contenders(contenders[0], Path(folder), options)
             print(f"weibo: predict {len(texts)} test sentences", file=sys.stderr, flush=True)
-            speed["predict"]["weibo_test"] = measure_prediction(contenders, texts, options.predict_repeats)
+            speed["predict"]["weibo_test"] = measure_prediction(contenders + onnx_models, texts, options.predict_repeats)
+            if onnx_models:
+                gold = list(corpus.splits["test"]["entities"])[: len(texts)] if options.knowfree_model else None
+                figures = onnx_figures(speed["predict"]["weibo_test"], contenders[0], onnx_models, texts, gold, options.eval_batch_size)
+                speed["onnx"] = {"export_s": export_s, "intra_op_threads": options.threads, **figures}
+                del onnx_models
             memory_jobs["predict_weibo_test"] = [MemoryJob(name, corpus_name, "predict", texts=tuple(texts)) for name in (KNOWFREE, BASELINE)]
             if options.int8:
                 speed["int8"] = measure_int8(contenders, texts, corpus, options)
@@ -640,6 +760,9 @@ def run(options: argparse.Namespace) -> dict:
     speed["train_step_ratio"] = speed["train_step"].get("weibo", {}).get("ratio")
     longest = speed["peak_memory"].get("predict_cmeee_longest_sentence", {}).get(KNOWFREE, {})
     speed["longest_cmeee_peak_mem_gb"] = longest.get("peak_gb")
+    longest_sentence = speed["predict"].get("cmeee_longest_sentence", {})
+    speed["longest_cmeee_time_ratio"] = _ratio(longest_sentence.get(f"{KNOWFREE}_s"), longest_sentence.get(f"{BASELINE}_s"))
+    speed["onnx_predict_throughput_ratio"] = speed.get("onnx", {}).get(ONNX, {}).get("per_baseline")
     speed["load_average"] = [load_at_start, os.getloadavg()[0]]
     speed["targets"] = target_lines(speed)
     return speed

@@ -20,6 +20,7 @@ from modeling_knowfree import (
     band_cell_count,
     band_span_mask,
     gather_band_rows,
+    pad_band_rows,
 )
 from processing_knowfree import band_width
 
@@ -128,15 +129,18 @@ def test_inference_in_chunks_of_rows_gives_the_logits_of_one_pass(monkeypatch, u
     chunk_sizes = []
     row_logits = head.row_logits
 
-    def counting_row_logits(start, end, width, row_mask, rows):
+    def counting_row_logits(start, band_ends, width, row_mask, rows):
         chunk_sizes.append(len(rows[0]))
-        return row_logits(start, end, width, row_mask, rows)
+        return row_logits(start, band_ends, width, row_mask, rows)
 
     monkeypatch.setattr(head, "row_logits", counting_row_logits)
     monkeypatch.setattr(KnowFreeSpanHead, "INFERENCE_CHUNK_ROWS", 5)
+    end_side_passes = []
+    head.biaffine.end_affine.register_forward_hook(lambda *_: end_side_passes.append(1))
     with torch.no_grad():
         chunked, chunked_mask = head(states, mask)
     assert chunk_sizes == [5, 5, 5, 5, 5, 3]  # the 28 rows that start in a text, 5 per chunk
+    assert len(end_side_passes) == 1  # W_e e[j] depends on the position alone: once per batch, not per chunk
     assert torch.equal(chunked_mask, span_mask)
     assert torch.allclose(chunked, one_pass.detach(), atol=1e-6)
 
@@ -157,7 +161,7 @@ def test_band_rows_are_rows_of_the_band():
     features = torch.randn(2, 7, 3)
     rows = (torch.tensor([0, 1, 1, 0]), torch.tensor([6, 0, 3, 2]))
     band = torch.nn.functional.pad(features, (0, 0, 0, 3)).unfold(1, 4, 1).transpose(2, 3)  # (B, L, W, D)
-    assert torch.equal(gather_band_rows(features, 4, rows), band[rows])
+    assert torch.equal(gather_band_rows(pad_band_rows(features, 4), 4, rows), band[rows])
 
 
 def test_ablation_without_local_attention_matches_reference():

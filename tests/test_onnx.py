@@ -154,46 +154,67 @@ def run_fresh(script: str, tmp_path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_the_export_folder_loads_in_a_fresh_process(exports, tmp_path):
+@pytest.fixture(scope="module")
+def fresh_process(exports, tmp_path_factory) -> dict:
+    """One new interpreter (starting one costs seconds) for both remote-code checks, in this order:
+
+    1. `loaded`: the "bert" export folder loaded through transformers' remote-code loader alone, and
+       which modules of the repository were imported by then (none should be);
+    2. `exported`: the "bert" model saved, loaded with `AutoModel(trust_remote_code=True)`, exported
+       by its own remote code (the TorchScript exporter: the dynamo one runs in `exports`), and the
+       export loaded; the repository's modules are checked again at the end.
+
+    The three folders have different names, so their remote code gets different module names."""
+    tmp_path = tmp_path_factory.mktemp("fresh")
     model, _, directory = exports["bert"]
+    model.save_pretrained(tmp_path / "model")
     script = f"""
 import json, sys
 import onnxruntime
+from transformers import AutoModel
 from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+def repository_modules():
+    return [name for name in ("modeling_knowfree", "processing_knowfree", "onnx_knowfree") if name in sys.modules]
+
 options = onnxruntime.SessionOptions()
 options.intra_op_num_threads = 1
 KnowFreeOnnxModel = get_class_from_dynamic_module("onnx_knowfree.KnowFreeOnnxModel", {str(directory)!r})
 onnx_model = KnowFreeOnnxModel.from_pretrained({str(directory)!r}, session_options=options)
-print(json.dumps({{
+loaded = {{
     "module": KnowFreeOnnxModel.__module__,
     "repository_on_path": {str(REPO_ROOT)!r} in sys.path,
-    "imported_from_the_repository": [name for name in ("modeling_knowfree", "processing_knowfree", "onnx_knowfree") if name in sys.modules],
+    "imported_from_the_repository": repository_modules(),
     "spans": onnx_model.predict({TEXTS!r}, batch_size=3, threshold=0.3),
-}}))
+}}
+model = AutoModel.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True)
+exported_directory = model.export_onnx({str(tmp_path / "onnx")!r}, dynamo=False)
+KnowFreeOnnxModel = get_class_from_dynamic_module("onnx_knowfree.KnowFreeOnnxModel", str(exported_directory))
+onnx_model = KnowFreeOnnxModel.from_pretrained(exported_directory, session_options=options)
+exported = {{
+    "module": type(model).__module__,
+    "imported_from_the_repository": repository_modules(),
+    "spans": onnx_model.predict({TEXTS!r}, threshold=0.3),
+}}
+print(json.dumps({{"loaded": loaded, "exported": exported}}))
 """
     reply = run_fresh(script, tmp_path)
+    reply["model_folder"] = tmp_path / "model"
+    return reply
+
+
+def test_the_export_folder_loads_in_a_fresh_process(exports, fresh_process):
+    model = exports["bert"][0]
+    reply = fresh_process["loaded"]
     assert reply["module"].startswith("transformers_modules")
     assert not reply["repository_on_path"] and reply["imported_from_the_repository"] == []
     assert_same_spans(model.predict(TEXTS, batch_size=3, threshold=0.3), reply["spans"])
 
 
-def test_a_model_loaded_with_remote_code_exports_itself(exports, tmp_path):
+def test_a_model_loaded_with_remote_code_exports_itself(exports, fresh_process):
     model = exports["bert"][0]
-    model.save_pretrained(tmp_path / "model")
-    assert (tmp_path / "model" / "onnx_knowfree.py").is_file()
-    script = f"""
-import json
-import onnxruntime
-from transformers import AutoModel
-from transformers.dynamic_module_utils import get_class_from_dynamic_module
-options = onnxruntime.SessionOptions()
-options.intra_op_num_threads = 1
-model = AutoModel.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True)
-directory = model.export_onnx({str(tmp_path / "onnx")!r}, dynamo=False)
-KnowFreeOnnxModel = get_class_from_dynamic_module("onnx_knowfree.KnowFreeOnnxModel", str(directory))
-onnx_model = KnowFreeOnnxModel.from_pretrained(directory, session_options=options)
-print(json.dumps({{"module": type(model).__module__, "spans": onnx_model.predict({TEXTS!r}, threshold=0.3)}}))
-"""
-    reply = run_fresh(script, tmp_path)
+    assert (fresh_process["model_folder"] / "onnx_knowfree.py").is_file()
+    reply = fresh_process["exported"]
     assert reply["module"].startswith("transformers_modules")
+    assert reply["imported_from_the_repository"] == []
     assert_same_spans(model.predict(TEXTS, threshold=0.3), reply["spans"])

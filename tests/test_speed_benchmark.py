@@ -1,18 +1,23 @@
 """benchmarks/speed.py: the RESULTS.md block it owns, the "speed" key it merges into results.json, and
-the table and target lines it writes (no timing: the figures here are made up)."""
+the table and target lines it writes (the figures here are made up), and its ONNX Runtime contender
+on tiny models."""
 
+import functools
 import importlib.util
 import json
 
-from conftest import REPO_ROOT
+import pytest
+import torch
+from conftest import CORPUS, REPO_ROOT, build_bert_char_tokenizer, tiny_model
 
 SPEC = importlib.util.spec_from_file_location("speed_benchmark", REPO_ROOT / "benchmarks" / "speed.py")
 speed = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(speed)
 
 
-def figures(predict_ratio: float = 0.9, train_ratio: float = 1.2, peak_gb: float | None = 2.5) -> dict:
-    """A "speed" entry shaped like the one `speed.run` returns."""
+def figures(predict_ratio: float = 0.9, train_ratio: float = 1.2, peak_gb: float | None = 2.5, onnx_ratio: float | None = None) -> dict:
+    """A "speed" entry shaped like the one `speed.run` returns; the ONNX ratio is the PyTorch one
+    unless given."""
     memory = {"peak_gb": peak_gb, "increment_gb": 1.0, "rss_before_gb": 1.5}
     prediction = {
         "sentences": 270, "characters": 14858, "longest_characters": 146, "repeats": 3,
@@ -37,6 +42,8 @@ def figures(predict_ratio: float = 0.9, train_ratio: float = 1.2, peak_gb: float
         "predict_throughput_ratio": predict_ratio,
         "train_step_ratio": train_ratio,
         "longest_cmeee_peak_mem_gb": peak_gb,
+        "longest_cmeee_time_ratio": 6.25,
+        "onnx_predict_throughput_ratio": predict_ratio if onnx_ratio is None else onnx_ratio,
     }
 
 
@@ -87,3 +94,65 @@ def test_config_overrides_shape_only_the_fresh_knowfree_model(tmp_path):
     entry["settings"]["config_overrides"] = options.config_overrides
     assert "KnowFREE with projection_size=100,span_hidden_size=100" in speed.markdown_block(entry)
     assert "KnowFREE with" not in speed.markdown_block(figures())
+
+
+def test_the_onnx_line_and_the_longest_sentence_time_ratio():
+    lines = speed.target_lines(figures(onnx_ratio=1.1))
+    assert "ONNX Runtime" in lines[3] and "MET (1.10x" in lines[3]
+    assert "MISSED (0.70x" in speed.target_lines(figures(onnx_ratio=0.7))[3]
+    assert "6.25x the baseline's time" in lines[2]
+    entry = figures()
+    del entry["onnx_predict_throughput_ratio"], entry["longest_cmeee_time_ratio"]  # a run without ONNX or cmeee
+    assert "NOT MEASURED" in speed.target_lines(entry)[3]
+    assert "| 6.25 (time) |" in speed.format_table(figures())
+
+
+def scaled(model):
+    """Scores above and below the thresholds, so the untrained model predicts spans."""
+    with torch.no_grad():
+        model.span_head.classifier.weight.mul_(5.0)
+        model.span_head.classifier.bias.fill_(0.0)
+    return model
+
+
+def test_the_onnx_runtime_contender_runs_beside_pytorch(tmp_path):
+    """An export folder's fp32 and int8 graphs are timed beside PyTorch KnowFREE and the baseline (here
+    a second tiny KnowFREE model), without an encoder split; their figures compare them with
+    PyTorch's predict, and the table and JSON carry them."""
+    pytest.importorskip("onnxruntime")
+    from onnx_knowfree import export_onnx
+
+    tokenizer = build_bert_char_tokenizer()
+    contenders = []
+    for name, seed in ((speed.KNOWFREE, 0), (speed.BASELINE, 1)):
+        model = scaled(tiny_model(tokenizer, seed=seed, max_span_width=6))
+        contenders.append(speed.Contender(name, model, None, None, model.encoder, functools.partial(model.predict, batch_size=3)))
+    knowfree = contenders[0]
+    export_onnx(knowfree.model, tmp_path, quantize=True, dynamo=False)  # the TorchScript exporter: seconds, not tens
+    options = speed.parse_arguments(["--int8", "--threads", "1", "--eval-batch-size", "3"])
+    onnx_models = speed.onnx_contenders(knowfree, tmp_path, options)
+    assert [onnx.name for onnx in onnx_models] == [speed.ONNX, speed.ONNX_INT8]
+    texts = CORPUS * 2
+    measured = speed.measure_prediction(contenders + onnx_models, texts, repeats=2)
+    assert measured["onnx_spans"] == measured["knowfree_spans"] > 0
+    assert measured["onnx_encoder_s"] is None and measured["onnx_non_encoder_per_encoder"] is None
+    assert measured["knowfree_non_encoder_per_encoder"] is not None
+
+    gold = [[{key: span[key] for key in ("start", "end", "label")} for span in spans] for spans in knowfree.predict(texts)]
+    onnx = speed.onnx_figures(measured, knowfree, onnx_models, texts, gold, 3)
+    fp32, int8 = onnx[speed.ONNX], onnx[speed.ONNX_INT8]
+    assert fp32["spans_equal"] and fp32["texts_with_different_spans"] == 0
+    assert fp32["max_logit_difference"] <= 1e-4 and fp32["max_score_difference"] <= 1e-4
+    assert onnx["knowfree_f1"] == fp32["f1"] == 1.0 and 0.0 <= int8["f1"] <= 1.0
+    assert 0.0 < int8["max_logit_difference"] < 0.5
+    assert fp32["per_baseline"] == pytest.approx(measured["onnx_sentences_per_s"] / measured["baseline_sentences_per_s"])
+    assert fp32["per_knowfree"] == pytest.approx(measured["onnx_sentences_per_s"] / measured["knowfree_sentences_per_s"])
+
+    entry = figures(onnx_ratio=fp32["per_baseline"])
+    entry["onnx"] = {"export_s": 1.0, "intra_op_threads": 1, **onnx}
+    table = speed.format_table(entry)
+    assert "KnowFREE on ONNX Runtime (fp32, 1 thread)" in table and "spans equal to PyTorch's" in table
+    assert "KnowFREE on ONNX Runtime (int8 weights, 1 thread)" in table and "test F1 1.0000 (PyTorch) ->" in table
+    speed.write_results(tmp_path / "RESULTS.md", tmp_path / "results.json", entry)
+    written = json.loads((tmp_path / "results.json").read_text())["speed"]
+    assert written["onnx"]["onnx"]["spans_equal"] is True and written["onnx_predict_throughput_ratio"] == fp32["per_baseline"]
