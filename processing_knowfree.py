@@ -206,26 +206,26 @@ def text_windows(
     return windows
 
 
-def spans_in_windows(windows: list[TextWindow], spans_per_text: list[list[tuple]]) -> list[list[tuple]]:
-    """The (start, end, label) spans lying wholly inside each window, shifted to window offsets.
+def spans_in_windows(windows: list[TextWindow], spans_per_text: list[list[dict]]) -> list[list[dict]]:
+    """The spans `{"start", "end", "label", ...}` lying wholly inside each window, shifted to window
+    offsets (copies; the other keys are kept).
 
     Training uses it so that long texts are learnt window by window. A span that fits in no window
     could never be learnt, so it is an error rather than a silent loss.
     """
-    placed: list[set] = [set() for _ in spans_per_text]
+    placed: list[set[int]] = [set() for _ in spans_per_text]
     per_window = []
     for window in windows:
         inside = []
-        for span in spans_per_text[window.text_index]:
-            start, end = span[0], span[1]
-            if window.char_start <= start and end <= window.char_end:
-                inside.append((start - window.char_start, end - window.char_start, *span[2:]))
-                placed[window.text_index].add(span)
+        for index, span in enumerate(spans_per_text[window.text_index]):
+            if window.char_start <= span["start"] and span["end"] <= window.char_end:
+                inside.append({**span, "start": span["start"] - window.char_start, "end": span["end"] - window.char_start})
+                placed[window.text_index].add(index)
         per_window.append(inside)
     for text_index, spans in enumerate(spans_per_text):
-        missing = set(spans) - placed[text_index]
+        missing = [(span["start"], span["end"], span["label"]) for index, span in enumerate(spans) if index not in placed[text_index]]
         if missing:
-            raise ValueError(f"spans {sorted(missing)} of text {text_index} fit in no encoder window")
+            raise ValueError(f"spans {missing} of text {text_index} fit in no encoder window")
     return per_window
 
 
@@ -466,24 +466,23 @@ class KnowFreeProcessor:
 
     # -- training rows -------------------------------------------------------------------------------
 
-    def row_spans(self, row: Mapping, skip_wider_spans: bool = False) -> list[tuple[int, int, int]]:
-        """Target and extension spans of a row `{"text", "entities", "extensions"?}` as (start, end,
-        label index); with `skip_wider_spans`, spans wider than `max_span_width` are left out (the
-        caller counts them) instead of being an error in `label_grid`."""
+    def row_spans(self, row: Mapping, skip_wider_spans: bool = False) -> list[dict]:
+        """Target and extension spans of a row `{"text", "entities", "extensions"?}`, checked against
+        the model's labels; with `skip_wider_spans`, spans wider than `max_span_width` are left out
+        (the caller counts them) instead of being an error in `label_grid`."""
         limit = self.config.max_span_width
         spans = []
         for field in ("entities", "extensions"):
             for span in row.get(field) or []:
-                label = span["label"]
-                if label not in self.label_index:
-                    raise ValueError(f"{field} label {label!r} of text {row['text'][:30]!r} is not in the model's labels")
+                if span["label"] not in self.label_index:
+                    raise ValueError(f"{field} label {span['label']!r} of text {row['text'][:30]!r} is not in the model's labels")
                 too_wide = limit is not None and span["end"] - span["start"] > limit
                 if not (too_wide and skip_wider_spans):
-                    spans.append((span["start"], span["end"], self.label_index[label]))
+                    spans.append(span)
         return spans
 
-    def label_grid(self, spans: Sequence[Sequence[tuple[int, int, int]]], length: int) -> torch.Tensor:
-        """Multi-hot targets in the band layout: per row, spans as (start, end exclusive, label index).
+    def label_grid(self, spans: Sequence[Sequence[Mapping]], length: int) -> torch.Tensor:
+        """Multi-hot targets in the band layout: per row, spans `{"start", "end" (exclusive), "label"}`.
 
         Returns (B, length, W, N) with the band width W of `length` characters and N the target and
         extension labels. A span wider than the band cannot be learnt, so it is an error here.
@@ -491,12 +490,13 @@ class KnowFreeProcessor:
         width = band_width(length, self.config.max_span_width)
         grid = torch.zeros((len(spans), length, width, len(self.label_index)))
         for row, row_spans in enumerate(spans):
-            for start, end, label in row_spans:
+            for span in row_spans:
+                start, end = span["start"], span["end"]
                 if not 0 <= start < end <= length:
                     raise ValueError(f"row {row}: span ({start}, {end}) outside 0..{length}")
                 if end - start > width:
                     raise ValueError(f"row {row}: span ({start}, {end}) is wider than the band width {width}")
-                grid[row, start, end - start - 1, label] = 1.0
+                grid[row, start, end - start - 1, self.label_index[span["label"]]] = 1.0
         return grid
 
     def training_batch(

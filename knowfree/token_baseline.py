@@ -248,10 +248,8 @@ class TokenClassificationCollator:
     def examples(self, rows: Sequence[Mapping]) -> list[tuple[TextWindow, list[int], SpanLoss]]:
         """Every window of every row with its token tags and what tagging it lost."""
         windows = text_windows([row["text"] for row in rows], self.tokenizer, self.max_tokens, BIO_SPAN_WIDTH_LIMIT)
-        spans = [[(entity["start"], entity["end"], entity["label"]) for entity in row.get("entities") or []] for row in rows]
         examples = []
-        for window, inside in zip(windows, spans_in_windows(windows, spans)):
-            entities = [{"start": start, "end": end, "label": label} for start, end, label in inside]
+        for window, entities in zip(windows, spans_in_windows(windows, [row.get("entities") or [] for row in rows])):
             tag_ids, loss = token_tags(window.text, entities, window.token_offsets, self.tag_to_id)
             examples.append((window, tag_ids, loss))
         return examples

@@ -172,7 +172,7 @@ def test_label_grid_marks_each_span_in_the_band(bert_tokenizer):
     assert grid[0, 0, 3, 1] == grid[0, 0, 1, 0] == grid[0, 2, 1, 3] == grid[1, 0, 1, 2] == 1.0
     assert batch["synthetic"].tolist() == [False, True]
     with pytest.raises(ValueError, match="wider than the band"):
-        processor.label_grid([[(0, 5, 0)]], length=6)
+        processor.label_grid([[span(0, 5, "ORG")]], length=6)
 
 
 def test_label_grid_skips_or_refuses_wider_spans_and_refuses_unknown_labels(bert_tokenizer):
