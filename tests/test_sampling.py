@@ -10,10 +10,6 @@ from datasets import Dataset
 from knowfree.data import load_corpus
 from knowfree.sampling import sample_n_way_k_shot, take_k
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"shared data not found at {SHARED_DATA}")
-
-
 def span(start: int, end: int, label: str) -> dict:
     return {"start": start, "end": end, "label": label}
 
@@ -51,19 +47,17 @@ def test_take_k_rejects_impossible_k(k):
         take_k([{"text": "a", "entities": []}] * 20, k)
 
 
-@needs_shared_data
 @pytest.mark.parametrize("name", ["weibo", "resume", "ud"])
-def test_take_k_reproduces_the_shared_subsets(name):
-    train = read_jsonl(SHARED_DATA / name / "train.jsonl")
+def test_take_k_reproduces_the_shared_subsets(name, shared_data):
+    train = read_jsonl(shared_data / name / "train.jsonl")
     for k in (250, 500, 1000):
-        assert take_k(train, k) == read_jsonl(SHARED_DATA / name / f"train_{k}.jsonl")
+        assert take_k(train, k) == read_jsonl(shared_data / name / f"train_{k}.jsonl")
 
 
-@needs_shared_data
-def test_loader_k_uses_the_shared_file_where_the_permutation_cannot_rebuild_it():
+def test_loader_k_uses_the_shared_file_where_the_permutation_cannot_rebuild_it(shared_data):
     """cmeee's pool was carved from a larger set, so its train_250.jsonl is not take_k(train.jsonl)."""
-    expected = read_jsonl(SHARED_DATA / "cmeee" / "train_250.jsonl")
-    train = load_corpus(SHARED_DATA / "cmeee", splits=("train",), k=250).splits["train"]
+    expected = read_jsonl(shared_data / "cmeee" / "train_250.jsonl")
+    train = load_corpus(shared_data / "cmeee", splits=("train",), k=250).splits["train"]
     assert [row["text"] for row in train] == [row["text"] for row in expected]
 
 
