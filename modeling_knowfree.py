@@ -627,11 +627,12 @@ class KnowFreeModel(KnowFreePreTrainedModel):
         finally:
             self.train(was_training)
 
-    def export_onnx(self, directory: str | Path, quantize: bool = False, dynamo: bool = True) -> Path:
+    def export_onnx(self, directory: str | Path, quantize: bool | str = False, dynamo: bool = True) -> Path:
         """Write an ONNX Runtime copy of this model to `directory` (`onnx_knowfree.export_onnx`): the
-        graph of encoder and span head, the processor's tokenizer and config, and the code that loads
-        them as `KnowFreeOnnxModel`. Imported here, not at the top, because that file imports this one
-        and only exports need it; its relative import is what makes the Hub ship it with this file."""
+        graph of encoder and span head, with `quantize` (True or "encoder", or "all") an int8 graph as
+        well, the processor's tokenizer and config, and the code that loads them as
+        `KnowFreeOnnxModel`. Imported here, not at the top, because that file imports this one and
+        only exports need it; its relative import is what makes the Hub ship it with this file."""
         try:
             from .onnx_knowfree import export_onnx
         except ImportError:

@@ -13,8 +13,8 @@ encoder, and measured side by side in this process on the same inputs:
   sentence alone, in seconds. Forward hooks on each model's encoder split the time into encoder and
   the rest (span head or token classifier, collation, decoding). On the Weibo test, the same KnowFREE
   model exported by `export_onnx` runs in ONNX Runtime too (`KnowFreeOnnxModel.predict`, --threads
-  intra-op threads; with --int8 its int8 graph as well), alternating with the other two, and its
-  spans and logits are compared with PyTorch's;
+  intra-op threads; with --int8 its int8 graph as well, int8 in the part --onnx-int8 names),
+  alternating with the other two, and its spans and logits are compared with PyTorch's;
 - peak memory: every (model, workload) runs once in a fresh spawned process that builds only that
   model, pays one-time costs with a warm-up (a short prediction, or a first training step that also
   creates the optimizer state), then measures: the peak resident set during the workload (VmHWM of
@@ -68,7 +68,7 @@ from knowfree.data import LabeledCorpus  # noqa: E402
 from knowfree.evaluation import score_spans  # noqa: E402
 from knowfree.token_baseline import TokenClassificationCollator, build_token_classifier, predict_token_spans  # noqa: E402
 from modeling_knowfree import KnowFreeModel  # noqa: E402
-from onnx_knowfree import ONNX_FILE, QUANTIZED_FILE, KnowFreeOnnxModel, max_logit_difference  # noqa: E402
+from onnx_knowfree import ONNX_FILE, QUANTIZED_FILE, QUANTIZED_PARTS, KnowFreeOnnxModel, max_logit_difference  # noqa: E402
 
 GB = 1e9
 BLOCK_START = "<!-- speed:start -->"
@@ -645,6 +645,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--knowfree-model", help="a KnowFREE model trained on Weibo, used for the Weibo rows instead of a fresh one (predictions then have realistic spans to decode)")
     parser.add_argument("--baseline-model", help="a baseline trained on Weibo, used for the Weibo rows instead of a fresh one")
     parser.add_argument("--int8", action="store_true", help="also time KnowFREE predict with its encoder dynamically quantized to int8, and the int8 ONNX graph (and their Weibo test F1 when --knowfree-model is given)")
+    parser.add_argument("--onnx-int8", choices=QUANTIZED_PARTS, default="encoder", help="what --int8 makes int8 in the ONNX graph (export_onnx's quantize): the encoder alone or all the graph")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX Runtime copy of the Weibo KnowFREE model (export_onnx; its int8 graph too with --int8)")
     parser.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA), help="which corpora to measure (the headline figures need both)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory processes")
@@ -722,7 +723,7 @@ def run(options: argparse.Namespace) -> dict:
                 print("weibo: export KnowFREE to ONNX", file=sys.stderr, flush=True)
                 with tempfile.TemporaryDirectory(prefix="knowfree-speed-onnx-") as folder:  # the sessions hold the graphs
                     started = time.perf_counter()
-                    contenders[0].model.export_onnx(folder, quantize=options.int8)
+                    contenders[0].model.export_onnx(folder, quantize=options.int8 and options.onnx_int8)
                     export_s = time.perf_counter() - started
                     onnx_models = onnx_contenders(contenders[0], Path(folder), options)
             print(f"weibo: predict {len(texts)} test sentences", file=sys.stderr, flush=True)

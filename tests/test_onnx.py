@@ -1,7 +1,8 @@
 """The ONNX Runtime path (`onnx_knowfree.py`) gives `predict`'s spans and `forward`'s logits, for both
 tokenizer styles, flat and nested decoding, long texts read in windows, mixed batches, with and
 without a width limit; the export folder loads in a fresh process through transformers' remote-code
-loader alone; a model loaded with remote code exports itself; the int8 graph runs."""
+loader alone; a model loaded with remote code exports itself; the int8 graph quantizes the encoder
+alone unless told to quantize all of it, and stays closer to PyTorch than the whole-graph one."""
 
 import json
 import subprocess
@@ -12,10 +13,20 @@ import torch
 from conftest import CORPUS, REPO_ROOT, build_bert_char_tokenizer, build_unigram_tokenizer, tiny_config, tiny_model
 
 pytest.importorskip("onnxruntime", reason="the ONNX path needs onnxruntime (pip install 'knowfree[onnx]')")
+import onnx  # noqa: E402  (onnxruntime's quantization needs it too)
 import onnxruntime  # noqa: E402
 
 from modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel  # noqa: E402
-from onnx_knowfree import QUANTIZED_FILE, KnowFreeOnnxModel, main, max_logit_difference, neighbour_attention  # noqa: E402
+from onnx_knowfree import (  # noqa: E402
+    ONNX_FILE,
+    QUANTIZED_FILE,
+    KnowFreeOnnxModel,
+    character_side_nodes,
+    main,
+    max_logit_difference,
+    neighbour_attention,
+    quantize_graph,
+)
 
 LONG_TEXT = "".join(CORPUS) * 30  # about 700 tokens: two encoder windows
 TEXTS = [*CORPUS, CORPUS[1] * 3, "马云", LONG_TEXT[:90]]
@@ -60,11 +71,14 @@ def exported(request, exports):
     return exports[request.param]
 
 
+def span_keys(rows: list[list[dict]]) -> list[list[tuple]]:
+    """(start, end, label, text) of every span, text by text."""
+    return [[(span["start"], span["end"], span["label"], span["text"]) for span in row] for row in rows]
+
+
 def assert_same_spans(expected: list[list[dict]], found: list[list[dict]]) -> None:
     """Same offsets, labels and texts in the same order; scores within 1e-4."""
-    assert [[(span["start"], span["end"], span["label"], span["text"]) for span in row] for row in found] == [
-        [(span["start"], span["end"], span["label"], span["text"]) for span in row] for row in expected
-    ]
+    assert span_keys(found) == span_keys(expected)
     for expected_row, found_row in zip(expected, found):
         for expected_span, found_span in zip(expected_row, found_row):
             assert found_span["score"] == pytest.approx(expected_span["score"], abs=1e-4)
@@ -117,12 +131,25 @@ def test_the_graph_has_symbolic_batch_token_and_character_axes(exports):
     assert "model.safetensors" not in saved
 
 
-def test_the_int8_graph_runs(exports):
+def int8_parts(path) -> set[str]:
+    """The sides of the graph at `path` that hold int8 MatMuls: "encoder" (reads tokens) and "head"
+    (reads characters)."""
+    head = set(character_side_nodes(path))
+    return {"head" if node.name in head else "encoder" for node in onnx.load(str(path)).graph.node if node.op_type == "MatMulInteger"}
+
+
+def test_the_int8_graph_quantizes_the_encoder_alone_and_stays_closer_to_pytorch(exports, tmp_path):
     model, _, directory = exports["unigram"]
-    quantized = KnowFreeOnnxModel.from_pretrained(directory, QUANTIZED_FILE, session_options=one_thread())
-    spans = quantized.predict(TEXTS, threshold=0.3)
-    assert len(spans) == len(TEXTS) and sum(len(row) for row in spans) > 0
-    assert max_logit_difference(model, quantized, TEXTS) < 0.5  # int8 weights: close, not equal
+    quantize_graph(directory / ONNX_FILE, tmp_path / "all.onnx", "all")
+    assert int8_parts(directory / QUANTIZED_FILE) == {"encoder"} and int8_parts(tmp_path / "all.onnx") == {"encoder", "head"}
+    encoder_only = KnowFreeOnnxModel.from_pretrained(directory, QUANTIZED_FILE, session_options=one_thread())
+    whole = KnowFreeOnnxModel.from_pretrained(tmp_path, "all.onnx", session_options=one_thread(), processor=model.processor)
+    # int8 weights: close to PyTorch, not equal; the float32 head adds less error than an int8 one
+    assert 0.0 < max_logit_difference(model, encoder_only, TEXTS, batch_size=3) < max_logit_difference(model, whole, TEXTS, batch_size=3) < 0.5
+    expected = model.predict(TEXTS, batch_size=3, threshold=0.3)
+    assert span_keys(encoder_only.predict(TEXTS, batch_size=3, threshold=0.3)) == span_keys(expected)
+    with pytest.raises(ValueError, match="quantize must be"):
+        model.export_onnx(tmp_path / "unknown", quantize="head")
 
 
 def test_neighbour_attention_is_the_local_attention_module_on_span_cells():
@@ -140,7 +167,8 @@ def test_neighbour_attention_is_the_local_attention_module_on_span_cells():
 def test_the_torchscript_exporter_through_the_command_line(tmp_path, bert_tokenizer):
     model = scaled(tiny_model(bert_tokenizer, max_span_width=5, use_local_attention=False))
     model.save_pretrained(tmp_path / "model")
-    assert main(["--model", str(tmp_path / "model"), "--output_dir", str(tmp_path / "onnx"), "--torchscript"]) == 0
+    assert main(["--model", str(tmp_path / "model"), "--output_dir", str(tmp_path / "onnx"), "--torchscript", "--quantize", "all"]) == 0
+    assert int8_parts(tmp_path / "onnx" / QUANTIZED_FILE) == {"encoder", "head"}
     onnx_model = KnowFreeOnnxModel.from_pretrained(tmp_path / "onnx", session_options=one_thread())
     assert max_logit_difference(model, onnx_model, TEXTS, batch_size=3) <= 1e-4
     assert_same_spans(model.predict(TEXTS, threshold=0.3), onnx_model.predict(TEXTS, threshold=0.3))
