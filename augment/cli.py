@@ -17,7 +17,7 @@ from augment.llm_client import ROUTES, STRUCTURED_MODES
 from augment.prompts import LANGUAGES
 from augment.settings import ExtendSettings, WorkflowSettings
 from augment.synthesis import DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS
-from augment.workflow import fusion_settings, run_workflow
+from augment.workflow import fusion_settings, run_workflow, workflow_client
 from knowfree.command_line import run_command_line
 from knowfree.model_card import hub_license, hub_repo_id
 from knowfree.training_settings import TrainingSettings
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     settings = from_options(WorkflowSettings, args)
     if args.dry_run:
-        run_extend(replace(fusion_settings(settings, settings.language), dry_run=True))
+        run_extend(replace(fusion_settings(settings, settings.language), dry_run=True), workflow_client(settings))
         rows = len(load_source(settings.source).splits["train"])
         print(f"then {rows} explanation requests (one per training row) if an LLM is given")
     else:

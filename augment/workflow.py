@@ -26,7 +26,7 @@ from datasets import Dataset, DatasetDict
 from augment.dataset_card import render_dataset_card
 from augment.dataset_export import push_augmented, read_metadata, save_augmented
 from augment.extend_command import build_annotator, build_client, load_source, run_extend, train_command
-from augment.llm_client import usage_between
+from augment.llm_client import LLMClient, usage_between
 from augment.label_map import read_label_map
 from augment.prompts import PROMPTS_VERSION, detect_language, prompt_texts
 from augment.settings import ExtendSettings, LLMSettings, MergingSettings, SourceSettings, WorkflowSettings, WorkflowTraining
@@ -146,6 +146,13 @@ def fusion_settings(settings: WorkflowSettings, language: str | None) -> ExtendS
     )  # fmt: skip
 
 
+def workflow_client(settings: WorkflowSettings) -> LLMClient | None:
+    """The workflow's one LLM client (replies cached in work_dir/llm.llm-cache.jsonl unless --cache), None without an LLM."""
+    if not settings.llm.enabled:
+        return None
+    return build_client(settings.llm, str(Path(settings.work_dir) / "llm"), cache_only=bool(settings.merging.label_map))
+
+
 def run_workflow(settings: WorkflowSettings) -> dict:
     """Every step of Figure 2 not yet done with these inputs; returns the evaluation summary (also summary.json)."""
     work = Path(settings.work_dir)
@@ -157,7 +164,7 @@ def run_workflow(settings: WorkflowSettings) -> dict:
     steps = StepLog(work)
     has_llm = settings.llm.enabled
     merging = settings.merging
-    client = build_client(settings.llm, str(work / "llm"), cache_only=bool(merging.label_map)) if has_llm else None
+    client = workflow_client(settings)
     corpus = load_source(settings.source)
     language = settings.language or detect_language(corpus.splits["train"]["text"])
     source = source_inputs(settings.source)

@@ -3,6 +3,7 @@ every step runs, a re-run skips them all, a SIGKILL during synthesis resumes to 
 the pushed dataset and model load back from a local Hub."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -126,6 +127,19 @@ def test_a_rerun_skips_every_step(reference_run):
     work = reference_run[0]
     assert rerun_requests == 0
     assert (work / "final-model" / "results.json").stat().st_mtime_ns == results_time
+
+
+def test_a_dry_run_counts_the_replies_the_workflow_cached(reference_run, setting, capsys, hub_online):
+    """The dry run reads the cache the workflow writes (work_dir/llm.llm-cache.jsonl), so after a full
+    run every first-stage request shows as cached, and nothing is sent (the fake server is gone)."""
+    work = reference_run[0]
+    _, corpus, encoder = setting
+    cache_lines = (work / "llm.llm-cache.jsonl").read_text(encoding="utf-8").splitlines()
+    endpoint = json.loads(cache_lines[0])["request"]["model"]  # replies are cached per endpoint: the run's own
+    capsys.readouterr()
+    augment_main(workflow_args(corpus, encoder, work, endpoint, "--dry_run"))
+    requests, cached = re.search(r"requests: (\d+) entity \+ segmentation \((\d+) cached\)", capsys.readouterr().out).groups()
+    assert int(cached) == int(requests) > 0
 
 
 def test_kill_during_synthesis_resumes_to_the_same_result_and_pushes(reference_run, setting, tmp_path):
