@@ -49,13 +49,15 @@ CHECK_TEXTS = ("北京大学的张老师去上海开会。", "马云", "Hello wo
 CHECK_TOLERANCE = 1e-3
 QUANTIZED_PARTS = ("encoder", "all")
 """What `export_onnx(quantize=...)` makes int8; "encoder" is what `quantize=True` means. Measured side
-by side (benchmarks/README.md, "ONNX Runtime int8"), per-channel weights, test F1 and throughput over
-the fp32 graph: Weibo 0.5809 (fp32) -> 0.5776 at 1.27x (encoder) / 0.5784 at 1.31x (all); Resume (a
-10-shot model) 0.7398 -> 0.7294 at 1.21x / 0.7299 at 1.21x. The two tie within the noise (one span in
-F1; their speed order flipped between runs): the F1 is lost in the encoder (int8 in the head alone moves
-logits by 0.3, in the encoder alone by 8), and the head's int8 MatMuls save no time, their activations
-being quantized on the fly. The default keeps the head float32: no error added there, at the same
-speed. Per-tensor weights are no faster and lose more (Weibo 0.5543, Resume 0.7273)."""
+by side (benchmarks/README.md, "ONNX Runtime int8", `benchmarks/onnx_int8.py`), per-channel weights,
+test F1 and throughput over the fp32 graph: Weibo 0.5809 (fp32) -> 0.5776 at 1.35x (encoder) /
+0.5784 at 1.39x (all); Resume (a 10-shot model) 0.7398 -> 0.7294 at 1.51x / 0.7299 at 1.54x. The two
+tie within the noise (one span in F1, a few percent in speed): the F1 is lost in the encoder (int8 in
+the head alone moves logits by 0.3, in the encoder alone by 8), and the head's int8 MatMuls save
+little time, their activations being quantized on the fly. The default keeps the head float32: no
+error added there. Per-tensor weights are no faster and lose more (Weibo 0.5543, Resume 0.7273).
+Dynamic int8 takes activation ranges per batch, so its F1 moves with the batching (Weibo 0.559 to
+0.578)."""
 PROTOBUF_LIMIT = 2**31
 """A graph whose weights pass ONNX's 2 GiB protobuf limit keeps them in an external data file."""
 
@@ -356,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quantize", nargs="?", const="encoder", default=False, choices=QUANTIZED_PARTS,
         help="also write model_quantized.onnx with int8 weights (per output channel) in the encoder alone (the default: "
-        "Weibo test F1 0.5809 -> 0.5776 at 1.27x the fp32 graph's throughput) or in all the graph (0.5784 at 1.31x; a tie)",
+        "Weibo test F1 0.5809 -> 0.5776 at 1.35x the fp32 graph's throughput) or in all the graph (0.5784 at 1.39x; a tie)",
     )
     parser.add_argument("--torchscript", action="store_true", help="use the TorchScript exporter instead of dynamo")
     arguments = parser.parse_args(argv)

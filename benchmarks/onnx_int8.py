@@ -17,7 +17,10 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+BENCHMARKS = Path(__file__).resolve().parent
+for folder in (REPO_ROOT, BENCHMARKS):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 import onnxruntime  # noqa: E402
 import torch  # noqa: E402
@@ -26,12 +29,9 @@ from knowfree.data import load_corpus  # noqa: E402
 from knowfree.evaluation import score_spans  # noqa: E402
 from modeling_knowfree import KnowFreeModel  # noqa: E402
 from onnx_knowfree import ONNX_FILE, QUANTIZED_PARTS, KnowFreeOnnxModel, export_onnx, max_logit_difference, quantize_graph  # noqa: E402
+from speed import span_keys  # noqa: E402
 
 CHUNK = 64
-
-
-def span_keys(rows: list[list[dict]]) -> list[list[tuple]]:
-    return [[(span["start"], span["end"], span["label"]) for span in row] for row in rows]
 
 
 def int8_variants(folder: Path) -> list[str]:
