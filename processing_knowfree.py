@@ -223,7 +223,7 @@ def spans_in_windows(windows: list[TextWindow], spans_per_text: list[list[dict]]
                 placed[window.text_index].add(index)
         per_window.append(inside)
     for text_index, spans in enumerate(spans_per_text):
-        missing = [(span["start"], span["end"], span["label"]) for index, span in enumerate(spans) if index not in placed[text_index]]
+        missing = sorted({(span["start"], span["end"], span["label"]) for index, span in enumerate(spans) if index not in placed[text_index]})
         if missing:
             raise ValueError(f"spans {missing} of text {text_index} fit in no encoder window")
     return per_window
