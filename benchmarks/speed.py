@@ -10,7 +10,9 @@ encoder, and measured side by side in this process on the same inputs:
 - inference: `KnowFreeModel.predict` and `predict_token_spans` end to end (windows, collation, encoder,
   head, decoding) on the Weibo test texts (typical lengths) and on the longest cmeee test sentences
   (long lengths, read in windows), in sentences per second, median of the repeats; the longest cmeee
-  sentence alone, in seconds. Forward hooks on each model's encoder split the time into encoder and
+  sentence alone, in seconds; single long documents (Weibo test texts joined: 2,000 to 100,000
+  characters), in seconds per 10,000 characters, to show that the time per character does not grow
+  with the length. Forward hooks on each model's encoder split the time into encoder and
   the rest (span head or token classifier, collation, decoding). On the Weibo test, the same KnowFREE
   model exported by `export_onnx` runs in ONNX Runtime too (`KnowFreeOnnxModel.predict`, --threads
   intra-op threads; with --int8 its int8 graph as well, int8 in the part --onnx-int8 names),
@@ -82,6 +84,9 @@ TARGET_PREDICT_RATIO = 0.8
 TARGET_TRAIN_RATIO = 1.5
 TARGET_PEAK_GB = 4.0
 TARGET_NON_ENCODER_SHARE = 0.25
+TARGET_LONG_DOCUMENT_GROWTH = 1.2  # seconds per character at the longest document over the shortest
+LONG_DOCUMENT_LENGTHS = (2_000, 10_000, 50_000, 100_000)
+PER_CHARACTERS = 10_000  # long documents are reported in seconds per this many characters
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -360,6 +365,46 @@ def onnx_figures(
     return figures
 
 
+def long_document(texts: list[str], characters: int) -> str:
+    """One document of exactly `characters` characters: `texts` joined end to end, cycled as often as needed."""
+    if not any(texts):
+        raise ValueError("long_document needs at least one non-empty text")
+    pieces, length = [], 0
+    while length < characters:
+        for text in texts:
+            pieces.append(text)
+            length += len(text)
+            if length >= characters:
+                break
+    return "".join(pieces)[:characters]
+
+
+def measure_long_documents(contenders: list[Contender], texts: list[str], lengths: list[int], repeats: int) -> dict:
+    """Each model predicting one document of each length (`texts` joined), alternating, median of the
+    repeats, in seconds per `PER_CHARACTERS` characters; `growth` is that figure at the longest document
+    over the shortest, 1.0 when prediction time grows linearly with the length (windows, batching and
+    decoding add nothing per character as documents get longer)."""
+    result: dict = {"source": f"{len(texts)} Weibo test texts joined end to end, cycled", "repeats": repeats, "lengths": {}}
+    for characters in sorted(lengths):
+        document = long_document(texts, characters)
+        runs: dict[str, list[tuple[float, float | None, int]]] = {contender.name: [] for contender in contenders}
+        for round_index in range(repeats):
+            for contender in alternate(contenders, round_index):
+                runs[contender.name].append(timed_predict(contender, [document]))
+        figures: dict = {"characters": characters}
+        for name, measured in runs.items():
+            seconds = statistics.median(run[0] for run in measured)
+            figures[f"{name}_s"] = seconds
+            figures[f"{name}_s_per_{PER_CHARACTERS}"] = seconds * PER_CHARACTERS / characters
+            figures[f"{name}_spans"] = measured[0][2]
+        figures["ratio"] = _ratio(figures[f"{KNOWFREE}_s"], figures[f"{BASELINE}_s"])
+        result["lengths"][str(characters)] = figures
+    shortest, longest = (result["lengths"][str(length)] for length in (min(lengths), max(lengths)))
+    key = f"s_per_{PER_CHARACTERS}"
+    result["growth"] = {contender.name: longest[f"{contender.name}_{key}"] / shortest[f"{contender.name}_{key}"] for contender in contenders}
+    return result
+
+
 # ---------------------------------------------------------------------------------------------------
 # Peak memory in fresh processes
 # ---------------------------------------------------------------------------------------------------
@@ -480,6 +525,7 @@ def format_table(speed: dict) -> str:
         )
         if key == "weibo_test":
             lines.extend(onnx_rows(speed))
+            lines.extend(long_document_rows(speed))
     if "int8" in speed:
         int8 = speed["int8"]
         f1 = ""
@@ -500,6 +546,27 @@ def format_table(speed: dict) -> str:
             f"| {_number(_ratio(knowfree['peak_gb'], baseline['peak_gb']), '.2f')} | {target} |"
         )
     return "\n".join(lines)
+
+
+def long_document_rows(speed: dict) -> list[str]:
+    """Table rows of the long documents: seconds per 10,000 characters of each model per length, and
+    how much that figure grows from the shortest document to the longest."""
+    documents = speed.get("long_documents")
+    if not documents:
+        return []
+    key = f"s_per_{PER_CHARACTERS}"
+    rows = [
+        f"| predict one document of {int(length):,} chars (Weibo test texts joined), s per {PER_CHARACTERS:,} chars "
+        f"| {figures[f'{KNOWFREE}_{key}']:.2f} | {figures[f'{BASELINE}_{key}']:.2f} | {_number(figures['ratio'], '.2f')} (time) | |"
+        for length, figures in documents["lengths"].items()
+    ]
+    lengths = [int(length) for length in documents["lengths"]]
+    growth = documents["growth"]
+    rows.append(
+        f"| &nbsp;&nbsp;s per {PER_CHARACTERS:,} chars at {max(lengths):,} chars / at {min(lengths):,} chars "
+        f"| {growth[KNOWFREE]:.2f} | {growth[BASELINE]:.2f} | | <= {TARGET_LONG_DOCUMENT_GROWTH} |"
+    )
+    return rows
 
 
 def onnx_rows(speed: dict) -> list[str]:
@@ -568,7 +635,22 @@ def target_lines(speed: dict) -> list[str]:
         f"with KnowFREE on ONNX Runtime, inference throughput on the Weibo test >= {TARGET_PREDICT_RATIO}x the baseline's: "
         f"{verdict(None if onnx is None else onnx >= TARGET_PREDICT_RATIO)} ({_number(onnx, '.2f')}x; "
         f"{_number(onnx_per_knowfree, '.2f')}x PyTorch KnowFREE's)",
+        long_document_target(speed.get("long_documents")),
     ]
+
+
+def long_document_target(documents: dict | None) -> str:
+    """Whether KnowFREE's prediction time per character stays constant as documents get longer."""
+    if not documents:
+        return f"prediction time per character constant as documents grow (at most {TARGET_LONG_DOCUMENT_GROWTH}x): NOT MEASURED"
+    lengths = sorted(int(length) for length in documents["lengths"])
+    growth = documents["growth"][KNOWFREE]
+    per = ", ".join(f"{documents['lengths'][str(length)][f'{KNOWFREE}_s_per_{PER_CHARACTERS}']:.2f} s at {length:,}" for length in lengths)
+    return (
+        f"prediction time per character constant from {lengths[0]:,} to {lengths[-1]:,} characters (KnowFREE's seconds per "
+        f"{PER_CHARACTERS:,} characters at most {TARGET_LONG_DOCUMENT_GROWTH}x as high at the longest document as at the shortest): "
+        f"{'MET' if growth <= TARGET_LONG_DOCUMENT_GROWTH else 'MISSED'} ({growth:.2f}x; {per})"
+    )
 
 
 def markdown_block(speed: dict) -> str:
@@ -626,7 +708,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         description=(
             "Training step time, inference throughput (end-to-end predict, sentences/s) and peak memory "
             "of KnowFREE vs the token-classification baseline on the same encoder and batches, side by side "
-            "in one process; Weibo test (typical lengths) and the longest cmeee test sentences (windowed)."
+            "in one process; Weibo test (typical lengths), single documents of up to 100,000 characters, and the longest cmeee test sentences (windowed)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -647,6 +729,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--int8", action="store_true", help="also time KnowFREE predict with its encoder dynamically quantized to int8, and the int8 ONNX graph (and their Weibo test F1 when --knowfree-model is given)")
     parser.add_argument("--onnx-int8", choices=QUANTIZED_PARTS, default="encoder", help="what --int8 makes int8 in the ONNX graph (export_onnx's quantize): the encoder alone or all the graph")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX Runtime copy of the Weibo KnowFREE model (export_onnx; its int8 graph too with --int8)")
+    parser.add_argument(
+        "--long-documents", nargs="*", type=int, default=list(LONG_DOCUMENT_LENGTHS), metavar="CHARS",
+        help="also predict single documents of these lengths (Weibo test texts joined) and report seconds per 10,000 characters; none: skip",
+    )
     parser.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA), help="which corpora to measure (the headline figures need both)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory processes")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads, here and in the memory processes")
@@ -664,6 +750,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         options.weibo_sentences = options.weibo_sentences or 16
         options.cmeee_sentences = min(options.cmeee_sentences, 4)
         options.train_steps, options.warmup_steps, options.predict_repeats, options.memory = 2, 1, 1, False
+        options.long_documents = [1_000, 2_000] if options.long_documents else []
     return options
 
 
@@ -736,6 +823,9 @@ def run(options: argparse.Namespace) -> dict:
             memory_jobs["predict_weibo_test"] = [MemoryJob(name, corpus_name, "predict", texts=tuple(texts)) for name in (KNOWFREE, BASELINE)]
             if options.int8:
                 speed["int8"] = measure_int8(contenders, texts, corpus, options)
+            if options.long_documents:
+                print(f"weibo: predict single documents of {', '.join(f'{n:,}' for n in options.long_documents)} characters", file=sys.stderr, flush=True)
+                speed["long_documents"] = measure_long_documents(contenders, texts, options.long_documents, options.predict_repeats)
         else:
             texts = sorted(test_texts, key=len, reverse=True)[: options.cmeee_sentences]
             print(f"cmeee: predict the {len(texts)} longest test sentences", file=sys.stderr, flush=True)
@@ -764,6 +854,7 @@ def run(options: argparse.Namespace) -> dict:
     longest_sentence = speed["predict"].get("cmeee_longest_sentence", {})
     speed["longest_cmeee_time_ratio"] = _ratio(longest_sentence.get(f"{KNOWFREE}_s"), longest_sentence.get(f"{BASELINE}_s"))
     speed["onnx_predict_throughput_ratio"] = speed.get("onnx", {}).get(ONNX, {}).get("per_baseline")
+    speed["long_document_time_growth"] = speed.get("long_documents", {}).get("growth", {}).get(KNOWFREE)
     speed["load_average"] = [load_at_start, os.getloadavg()[0]]
     speed["targets"] = target_lines(speed)
     return speed

@@ -70,9 +70,9 @@ def test_write_results_creates_missing_files(tmp_path):
 
 def test_target_lines_say_met_missed_and_not_measured():
     met = speed.target_lines(figures(predict_ratio=0.85, train_ratio=1.3, peak_gb=2.0))
-    assert all("MET" in line and "MISSED" not in line for line in met)
+    assert all("MET" in line and "MISSED" not in line for line in met[:4])
     missed = speed.target_lines(figures(predict_ratio=0.7, train_ratio=1.6, peak_gb=4.5))
-    assert all("MISSED" in line for line in missed)
+    assert all("MISSED" in line for line in missed[:4])
     assert "NOT MEASURED" in speed.target_lines(figures(peak_gb=None))[2]
 
 
@@ -156,3 +156,49 @@ def test_the_onnx_runtime_contender_runs_beside_pytorch(tmp_path):
     speed.write_results(tmp_path / "RESULTS.md", tmp_path / "results.json", entry)
     written = json.loads((tmp_path / "results.json").read_text())["speed"]
     assert written["onnx"]["onnx"]["spans_equal"] is True and written["onnx_predict_throughput_ratio"] == fp32["per_baseline"]
+
+
+def test_long_document_joins_the_texts_cycled_to_the_exact_length():
+    assert speed.long_document(["甲乙", "丙"], 7) == "甲乙丙甲乙丙甲"
+    assert speed.long_document(["甲乙", "", "丙丁戊"], 2) == "甲乙"
+    with pytest.raises(ValueError, match="non-empty"):
+        speed.long_document(["", ""], 5)
+
+
+def test_long_documents_are_timed_per_10000_characters_with_their_growth():
+    """Both models predict one document per length; seconds are scaled to 10,000 characters, the spans
+    are those of predict on the same document, and the growth compares the longest with the shortest."""
+    tokenizer = build_bert_char_tokenizer()
+    contenders = []
+    for name, seed in ((speed.KNOWFREE, 0), (speed.BASELINE, 1)):
+        model = scaled(tiny_model(tokenizer, seed=seed, max_span_width=6))
+        contenders.append(speed.Contender(name, model, None, None, model.encoder, functools.partial(model.predict, batch_size=4)))
+    measured = speed.measure_long_documents(contenders, CORPUS, [600, 200], repeats=1)
+    assert list(measured["lengths"]) == ["200", "600"]
+    for length, figures in measured["lengths"].items():
+        document = speed.long_document(CORPUS, int(length))
+        for contender in contenders:
+            seconds = figures[f"{contender.name}_s"]
+            assert figures[f"{contender.name}_s_per_10000"] == pytest.approx(seconds * 10_000 / int(length))
+            assert figures[f"{contender.name}_spans"] == len(contender.predict([document])[0]) > 0
+        assert figures["ratio"] == pytest.approx(figures["knowfree_s"] / figures["baseline_s"])
+    for contender in contenders:
+        per = [measured["lengths"][length][f"{contender.name}_s_per_10000"] for length in ("200", "600")]
+        assert measured["growth"][contender.name] == pytest.approx(per[1] / per[0])
+
+
+def test_the_long_document_rows_and_target():
+    entry = figures()
+    assert speed.long_document_rows(entry) == [] and "NOT MEASURED" in speed.target_lines(entry)[4]
+    lengths = {
+        str(n): {"characters": n, "knowfree_s": n / 2000, "baseline_s": n / 4000, "knowfree_s_per_10000": 5.0, "baseline_s_per_10000": 2.5, "ratio": 2.0}
+        for n in (2000, 100000)
+    }
+    entry["long_documents"] = {"lengths": lengths, "growth": {"knowfree": 1.05, "baseline": 1.3}, "repeats": 1}
+    rows = speed.long_document_rows(entry)
+    assert rows[0].startswith("| predict one document of 2,000 chars") and "| 5.00 | 2.50 | 2.00 (time) |" in rows[0]
+    assert "at 100,000 chars / at 2,000 chars | 1.05 | 1.30 |" in rows[-1]
+    assert "MET (1.05x; 5.00 s at 2,000, 5.00 s at 100,000)" in speed.target_lines(entry)[4]
+    entry["long_documents"]["growth"]["knowfree"] = 1.5
+    assert "MISSED (1.50x" in speed.target_lines(entry)[4]
+    assert rows[0] in speed.format_table(entry)
