@@ -1,7 +1,7 @@
 """Training step time, inference throughput and peak memory of KnowFREE against the token baseline.
 
 Both models are built exactly as `train.py` builds them (`build_knowfree`, `build_baseline`,
-`optimizer_groups`, `--freeze_embeddings`, `max_span_width` = longest training span + 8) on the same
+`optimizer_groups`, `--freeze_embeddings`, `max_span_width` = longest training span + 8, at most 32) on the same
 encoder, and measured side by side in this process on the same inputs:
 
 - training step: forward + backward + gradient clipping + AdamW step on the same batches of training

@@ -38,7 +38,7 @@ from knowfree.model_card import write_model_card
 from knowfree.redaction import redact_arguments
 from knowfree.thresholds import THRESHOLD_GRID, best_global_threshold, calibrate, decoded_spans
 from knowfree.token_baseline import TokenClassificationCollator, alignment_report, build_token_classifier, predict_token_spans
-from knowfree.training_settings import SPAN_WIDTH_MARGIN, TASK_DEFAULTS, TrainingSettings, settings_arguments, training_parser
+from knowfree.training_settings import SPAN_WIDTH_CAP, SPAN_WIDTH_MARGIN, TASK_DEFAULTS, TrainingSettings, settings_arguments, training_parser
 from knowfree.training_state import TrainingState
 from modeling_knowfree import KnowFreeModel, SpanCandidate
 
@@ -110,7 +110,7 @@ def build_knowfree(settings: TrainingSettings, corpus: LabeledCorpus):
     # the band is sized for the targets: a long extension span (a URL tagged as a word) is skipped
     # and counted rather than widening every sentence's span grid
     target_widths = [span["end"] - span["start"] for row in train_rows for span in row["entities"]]
-    max_span_width = settings.max_span_width or (max(target_widths, default=1) + SPAN_WIDTH_MARGIN)
+    max_span_width = settings.max_span_width or min(max(target_widths, default=1) + SPAN_WIDTH_MARGIN, SPAN_WIDTH_CAP)
     extension_labels = list(corpus.extension_labels)
     config_values = {
         "extension_label_weights": extension_weights(train_rows, list(corpus.labels), extension_labels, settings.extension_weight),

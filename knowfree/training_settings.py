@@ -25,6 +25,11 @@ TASK_DEFAULTS = {
     "pos": {"weight_decay": 1e-2, "synthetic_weight": 1.0},
 }
 SPAN_WIDTH_MARGIN = 8
+# The default band never exceeds this many characters: the head's work grows with the width, and one
+# outlier span (Resume K = 250: 58 characters, none over 32 in its test set; cmeee: 118) would otherwise
+# size every sentence's band. At 32, cmeee's longest test sentence predicts in 1.5x the baseline's time
+# instead of 5.8x (W = 126), and 61 of cmeee's 15,847 test spans are out of reach (README, "Span width").
+SPAN_WIDTH_CAP = 32
 THRESHOLD_CHOICES = ("global", "per_label", "fixed")
 REPORT_TO = ("none", "tensorboard", "wandb", "all")
 
@@ -57,7 +62,7 @@ class TrainingSettings:
     # model
     model: str = option("model", "KnowFREE span model, or the AutoModelForTokenClassification BIO baseline on the same encoder", "knowfree", choices=["knowfree", "token-classification"])
     encoder: str = option("model", "pretrained encoder folder or Hub id (build the offline e5 with knowfree-build-encoder)", "encoders/multilingual-e5-small")
-    max_span_width: int | None = option("model", f"longest span in characters (default: longest target span in training + {SPAN_WIDTH_MARGIN}; wider extension spans are skipped and counted)", None)
+    max_span_width: int | None = option("model", f"longest span in characters (default: longest target span in training + {SPAN_WIDTH_MARGIN}, at most {SPAN_WIDTH_CAP}; wider training spans are skipped and counted)", None)
     decoding: str | None = option("model", "default: nested when training spans overlap, else flat", None, choices=["flat", "nested"])
     no_local_attention: bool = option("model", "ablation: drop the local span attention", False)
     extension_weight: str = option("model", "alpha for extension labels: 'auto' (eq. 20: 0.5 * mean target count / label count, capped at 1) or a number", "auto")

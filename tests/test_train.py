@@ -316,3 +316,27 @@ def test_bf16_mixed_precision_trains_on_cpu(workspace, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "bf16" / "results.json").read_text())
     assert results["steps"] == 3 and 0.0 <= results["test"]["f1"] <= 1.0 and results["mixed_precision"] == "bf16"
+
+
+def test_the_default_band_width_is_the_longest_span_plus_a_margin_capped(workspace, tmp_path):
+    """One outlier span does not size every sentence's band: the default width stops at SPAN_WIDTH_CAP
+    (the span is counted as untrainable), and an explicit --max_span_width still wins."""
+    from knowfree.training_settings import SPAN_WIDTH_CAP, SPAN_WIDTH_MARGIN
+
+    _, _, encoder = workspace
+    rows = training_rows()
+    long_name = "中国科学技术大学" * 5  # 40 characters
+    rows.append({"text": long_name + "位于合肥市。", "entities": [{"start": 0, "end": len(long_name), "label": "ORG"}]})
+    corpus_dir = write_corpus(tmp_path / "long", {"train": rows, "dev": rows[:4], "test": rows[4:8]}, LABELS)
+
+    def built(corpus, *extra: str) -> tuple[int, int]:
+        settings = train.parse_args(arguments(corpus, encoder, tmp_path / "out", "--synthetic_weight", "1.0", *extra))
+        model, _, _, untrainable = train.build_knowfree(settings, train.load_training_corpus(settings))
+        return model.config.max_span_width, untrainable
+
+    assert len(long_name) + SPAN_WIDTH_MARGIN > SPAN_WIDTH_CAP
+    assert built(corpus_dir) == (SPAN_WIDTH_CAP, 1)
+    assert built(corpus_dir, "--max_span_width", "48") == (48, 0)
+    short = write_corpus(tmp_path / "short", {"train": training_rows(), "dev": rows[:4], "test": rows[4:8]}, LABELS)
+    longest = max(span["end"] - span["start"] for row in training_rows() for span in row["entities"])
+    assert built(short) == (longest + SPAN_WIDTH_MARGIN, 0)
