@@ -76,6 +76,7 @@ SETTINGS = {
     "selection": "dev span F1 at the dev-calibrated global threshold after every epoch; early stopping after `patience` evaluations without improvement, counted once dev F1 is above zero; test F1 of the selected checkpoint at its calibrated threshold (KnowFREE; the baseline's BIO argmax has none)",
     "learning_rates": "train.py's default recipe 2 (encoder 5e-5, other modules 3e-3, 2% warm-up; weight decay by --task; KnowFREE: negatives weighted 0.1, per-(width, label) priors)",
     "fusion_annotator": "offline (jieba), knowfree-augment extend without an LLM",
+    "band_width": "the longest training span + 8, at most 32 characters (train.py's default; Resume 32, cmeee 32, where the cap was absent until 2026-11-29 22:00 and they had 66 and 126)",
     "seeds": {"weibo and resume at K = 250": list(SEEDS), "elsewhere": [SEEDS[0]]},
     "spread": "population standard deviation of test F1 over the finished seeds (min and max in results.json)",
 }
@@ -577,7 +578,7 @@ def markdown_block(section: dict) -> str:
         "",
         f"Same settings in every cell: encoder `{settings['encoder']}`{' with a frozen embedding table' if settings['freeze_embeddings'] else ''}, "
         f"batch {settings['batch_size']}, at most {settings['epochs']} epochs, {settings['threads']} CPU threads; {settings['selection']}; "
-        f"learning rates: {settings['learning_rates']}. Fusion: {settings['fusion_annotator']}. "
+        f"learning rates: {settings['learning_rates']}. KnowFREE's band width: {settings['band_width']}. Fusion: {settings['fusion_annotator']}. "
         f"Seeds: {', '.join(map(str, SEEDS))} for weibo and resume at K = 250, {SEEDS[0]} elsewhere.",
         f"Cells read `F1 mean ± spread (n seeds; recipe 1: its mean ± spread)`, spread = {settings['spread']}; one seed has no spread; "
         f"`—` is pending under recipe {RECIPE}, with recipe 1's figure beside it where that ran.",

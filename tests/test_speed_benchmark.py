@@ -101,10 +101,12 @@ def test_the_onnx_line_and_the_longest_sentence_time_ratio():
     assert "ONNX Runtime" in lines[3] and "MET (1.10x" in lines[3]
     assert "MISSED (0.70x" in speed.target_lines(figures(onnx_ratio=0.7))[3]
     assert "6.25x the baseline's time" in lines[2]
+    assert "the longest cmeee test sentence in at most 2x the baseline's time: MISSED (6.25x; KnowFREE max_span_width 126)" == lines[5]
+    assert "MET (1.47x" in speed.target_lines({**figures(), "longest_cmeee_time_ratio": 1.47})[5]
     entry = figures()
     del entry["onnx_predict_throughput_ratio"], entry["longest_cmeee_time_ratio"]  # a run without ONNX or cmeee
-    assert "NOT MEASURED" in speed.target_lines(entry)[3]
-    assert "| 6.25 (time) |" in speed.format_table(figures())
+    assert "NOT MEASURED" in speed.target_lines(entry)[3] and "NOT MEASURED" in speed.target_lines(entry)[5]
+    assert "| 6.25 (time) | <= 2 |" in speed.format_table(figures())
 
 
 def scaled(model):
