@@ -27,8 +27,8 @@ TASK_DEFAULTS = {
 SPAN_WIDTH_MARGIN = 8
 # The default band never exceeds this many characters: the head's work grows with the width, and one
 # outlier span (Resume K = 250: 58 characters, none over 32 in its test set; cmeee: 118) would otherwise
-# size every sentence's band. At 32, cmeee's longest test sentence predicts in 1.5x the baseline's time
-# instead of 5.8x (W = 126), and 61 of cmeee's 15,847 test spans are out of reach (README, "Span width").
+# size every sentence's band. At 32, cmeee's longest test sentence predicts in 1.1-1.5x the baseline's
+# time instead of 4.9-5.3x (W = 126), and 61 of cmeee's 15,847 test spans are out of reach (README, "Span width").
 SPAN_WIDTH_CAP = 32
 THRESHOLD_CHOICES = ("global", "per_label", "fixed")
 REPORT_TO = ("none", "tensorboard", "wandb", "all")
