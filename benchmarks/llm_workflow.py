@@ -8,7 +8,8 @@ For each cell (data set, sample, sampling seed) this runs
 and reports test F1 of the four, and per prompt kind what the LLM did: requests, replies that could be
 read, what was kept, repaired or dropped, generated tokens per second, and wall time per workflow step.
 
-One server serves one model: start it (`bash ../shared/llm/serve.sh 0.5b`), run with `--llm 0.5b`,
+One server serves one model: start it (`benchmarks/llama_server.py` with the model `../shared/llm/serve.sh`
+installed; benchmarks/README.md has the command), run with `--llm 0.5b`,
 then the same for 1.5b. Every LLM reply is kept in `benchmarks/llm_replies/<cell>-<llm>.jsonl.gz`
 (committed): a part whose replies are all there re-runs without a server, so the fusion and synthetic
 datasets and every figure can be rebuilt offline. Cells resume and never run twice, like `few_shot.py`;
@@ -238,7 +239,7 @@ def report(place: Place, markdown: Path, results_json: Path) -> None:
         "## The workflow against a real LLM",
         "",
         f"Rebuilt by `python benchmarks/llm_workflow.py --report` on {datetime.now(timezone.utc).isoformat(timespec='seconds')} (UTC). "
-        "Qwen2.5-Coder-Instruct (Q4_K_M GGUF) behind llama.cpp's server (`../shared/llm/serve.sh 0.5b|1.5b`), concurrency 1, "
+        "Qwen2.5-Coder-Instruct (Q4_K_M GGUF) behind llama-cpp-python's server (the GGUF files of `../shared/llm/serve.sh 0.5b|1.5b`, started by `benchmarks/llama_server.py`), concurrency 1, "
         "on this machine's CPU cores; sampling seeds " + ", ".join(map(str, SEEDS)) + "; test F1, mean ± population spread over the finished seeds.",
         "",
         "| data | sample | LLM | KnowFREE | + offline (jieba) fusion | + LLM fusion | + LLM fusion + synthetic |",
