@@ -17,11 +17,16 @@ def recorded(name: str) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
+def is_structured(line: dict) -> bool:
+    """Whether a fixture line's reply was constrained by a schema (any form) rather than asked plainly."""
+    return line["structured_form"] != "none"
+
+
 class Replay:
     """A fake-server script answering each recorded prompt with its recorded reply (of one structured form)."""
 
     def __init__(self, lines: list[dict], structured: bool) -> None:
-        chosen = [line for line in lines if (line["structured_form"] != "none") == structured]
+        chosen = [line for line in lines if is_structured(line) == structured]
         self.replies = {prompt_of("chat", {"messages": line["messages"]}): line["reply"] for line in chosen}
         self.unknown = 0
 

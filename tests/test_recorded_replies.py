@@ -5,7 +5,7 @@ fake server. The 1.5B model was recorded with schemas only."""
 
 import pytest
 from fake_llm_server import FakeLLM
-from recorded_replies import Replay, recorded
+from recorded_replies import Replay, is_structured, recorded
 
 from augment.llm_annotator import LLMAnnotator
 from augment.llm_client import LLMClient, RetryPolicy
@@ -13,15 +13,14 @@ from augment.reply_cache import ReplyCache
 from augment.reply_parsing import parse_json_reply
 
 MODELS = {"0.5b": recorded("qwen2.5-coder-0.5b-instruct-q4km.jsonl.gz"), "1.5b": recorded("qwen2.5-coder-1.5b-instruct-q4km.jsonl.gz")}
-LINES = MODELS["0.5b"]
-RECORDED_FORMS = [(model, structured) for model, lines in MODELS.items() for structured in (False, True) if any((line["structured_form"] != "none") == structured for line in lines)]
+RECORDED_FORMS = [(model, structured) for model, lines in MODELS.items() for structured in (False, True) if any(is_structured(line) == structured for line in lines)]
 
 
 def sentence_of(line: dict) -> str:
     return line["messages"][-1]["content"].rsplit("句子：", 1)[1]
 
 
-TEXTS = [sentence_of(line) for line in LINES if line["kind"] == "entities" and line["structured_form"] == "none"]
+TEXTS = [sentence_of(line) for line in MODELS["0.5b"] if line["kind"] == "entities" and not is_structured(line)]
 
 
 def annotate(lines: list[dict], structured: bool):
@@ -84,7 +83,7 @@ def strict_pos_rows(rows, lines: list[dict], structured: bool) -> int:
         replies = [
             line["reply"]
             for line in lines
-            if line["kind"] == "pos" and (line["structured_form"] != "none") == structured and line["messages"][-1]["content"].split("句子：")[1].split("\n")[0] == text
+            if line["kind"] == "pos" and is_structured(line) == structured and line["messages"][-1]["content"].split("句子：")[1].split("\n")[0] == text
         ]
         items = parse_json_reply(replies[-1]) if replies else None
         if isinstance(items, list) and items and all(isinstance(item, dict) and item.get("pos") for item in items):
