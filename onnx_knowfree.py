@@ -27,10 +27,10 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import cached_file
 
 try:
-    from .modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel, band_span_mask
+    from .modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel, band_span_mask, logit_of_score, pad_band_rows
     from .processing_knowfree import HUB_OPTIONS, KnowFreeProcessor, SpanCandidate
 except ImportError:
-    from modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel, band_span_mask
+    from modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel, band_span_mask, logit_of_score, pad_band_rows
     from processing_knowfree import HUB_OPTIONS, KnowFreeProcessor, SpanCandidate
 
 logger = logging.getLogger("knowfree.onnx")
@@ -39,6 +39,9 @@ ONNX_FILE = "model.onnx"
 QUANTIZED_FILE = "model_quantized.onnx"
 OPSET = 18
 OUTPUT_NAMES = ("span_logits", "span_mask")
+MIN_LOGIT_INPUT = "min_logit"
+"""The graph's last input, a float32 scalar: rows none of whose cells can reach it are skipped, as in
+`KnowFreeSpanHead.forward`; -inf computes every row. Graphs exported before it existed lack it."""
 TOKEN_INPUTS = ("input_ids", "attention_mask")
 CHARACTER_INPUTS = ("char_token_index", "char_piece_start", "char_piece_end", "char_mask")
 EXPORT_TEXTS = ("知识融合让低资源序列标注更准 KnowFREE", "跨度标注")
@@ -104,9 +107,10 @@ class KnowFreeOnnxGraph(nn.Module):
     Two things differ from `KnowFreeSpanHead.forward`, neither in value: the rows of real characters
     (NonZero of `char_mask`, as forward selects them) go through in one piece, not in chunks, and local
     attention is `neighbour_attention`. Logits of cells outside `span_mask`, which never become spans,
-    may differ.
-    Inputs: the tensors named by `onnx_input_names(model)`, in that order (`encode` makes them);
-    outputs: `span_logits` (B, L, W, N) and `span_mask` (B, L, W).
+    may differ. The rows that cannot reach `min_logit` are skipped as forward skips them
+    (`KnowFreeSpanHead.rows_reaching`) and hold the lowest float; with -inf every row is computed.
+    Inputs: the tensors named by `onnx_input_names(model)`, in that order (`encode` makes them), then
+    `min_logit` (a float32 scalar); outputs: `span_logits` (B, L, W, N) and `span_mask` (B, L, W).
     """
 
     def __init__(self, model: KnowFreeModel):
@@ -114,6 +118,7 @@ class KnowFreeOnnxGraph(nn.Module):
         self.model = model
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        *inputs, min_logit = inputs
         named = dict(zip(onnx_input_names(self.model), inputs))
         char_mask = named.pop("char_mask")
         head = self.model.span_head
@@ -127,8 +132,13 @@ class KnowFreeOnnxGraph(nn.Module):
             width = torch.sym_min(head.max_span_width, length)
         span_mask = band_span_mask(char_mask, width)
         rows = char_mask.nonzero(as_tuple=True)
-        band_ends = head.biaffine.band_ends(head.end_projection(states), width)
-        biaffine = head.biaffine(head.start_projection(states), band_ends, width, rows)
+        start, end = head.start_projection(states), head.end_projection(states)
+        weights = head.target_bound_weights()
+        bounds = head.target_logit_bounds(start, pad_band_rows(torch.cat([end, end @ weights[2].T], -1), width), width, rows, weights)
+        keep = ((bounds.amax(-1) >= min_logit) & span_mask[rows]).any(-1)
+        rows = (rows[0][keep], rows[1][keep])
+        band_ends = head.biaffine.band_ends(end, width)
+        biaffine = head.biaffine(start, band_ends, width, rows)
         features = biaffine
         if head.local_attention is not None:
             attended = neighbour_attention(head.local_attention, biaffine, span_mask[rows])
@@ -136,7 +146,8 @@ class KnowFreeOnnxGraph(nn.Module):
         logits = head.classifier(features)
         if head.width_bias is not None:
             logits = logits + head.width_bias[:width]
-        return logits.new_zeros(span_mask.shape + logits.shape[-1:]).index_put(rows, logits), span_mask
+        fill = torch.where(torch.isinf(min_logit) & (min_logit < 0), 0.0, torch.finfo(logits.dtype).min)
+        return logits.new_zeros(span_mask.shape + logits.shape[-1:]).add_(fill).index_put(rows, logits), span_mask
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -150,19 +161,21 @@ def _export_graph(model: KnowFreeModel, path: Path, exporter: str) -> None:
     names = onnx_input_names(model)
     processor = model.require_processor()
     sample = processor(list(EXPORT_TEXTS))
-    args = tuple(sample[name].to(model.device) for name in names)
+    args = tuple(sample[name].to(model.device) for name in names) + (torch.tensor(-math.inf, device=model.device),)
     if exporter == "torchscript":
         axes = {name: {0: "batch", 1: "tokens" if name in TOKEN_INPUTS else "characters"} for name in names}
         axes["span_logits"] = axes["span_mask"] = {0: "batch", 1: "characters", 2: "width"}
-        torch.onnx.export(graph, args, path, input_names=names, output_names=OUTPUT_NAMES, opset_version=OPSET, dynamo=False, dynamic_axes=axes)
+        torch.onnx.export(
+            graph, args, path, input_names=(*names, MIN_LOGIT_INPUT), output_names=OUTPUT_NAMES, opset_version=OPSET, dynamo=False, dynamic_axes=axes,
+        )
         return
     # the longest window the processor makes: the encoder's position table allows no more
     longest = processor.max_tokens + len(processor.frame.prefix) + len(processor.frame.suffix)
     batch, tokens, characters = torch.export.Dim("batch"), torch.export.Dim("tokens", max=longest), torch.export.Dim("characters")
-    shapes = (tuple({0: batch, 1: tokens if name in TOKEN_INPUTS else characters} for name in names),)  # one entry: forward's *inputs
+    shapes = (tuple({0: batch, 1: tokens if name in TOKEN_INPUTS else characters} for name in names) + (None,),)  # one entry: forward's *inputs
     external_data = sum(parameter.numel() * parameter.element_size() for parameter in model.parameters()) >= PROTOBUF_LIMIT
     torch.onnx.export(
-        graph, args, path, input_names=names, output_names=OUTPUT_NAMES, opset_version=OPSET,
+        graph, args, path, input_names=(*names, MIN_LOGIT_INPUT), output_names=OUTPUT_NAMES, opset_version=OPSET,
         dynamo=True, dynamic_shapes=shapes, external_data=external_data, verbose=False,
     )
 
@@ -187,18 +200,47 @@ def character_side_nodes(path: Path) -> list[str]:
     return names
 
 
+def bound_side_nodes(path: Path) -> list[str]:
+    """Names of the nodes of the graph at `path` that only serve the row bounds: every path from them to
+    an output passes through the comparison with `min_logit`. They stay float32 in an int8 graph, so
+    the bounds still bound the logits and skipping stays exact."""
+    try:
+        import onnx
+    except ImportError as error:
+        raise ImportError("reading an ONNX graph needs onnx: pip install 'knowfree[onnx]'") from error
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    nodes = list(graph.node)
+    producer = {output: node for node in nodes for output in node.output}
+    comparisons = {id(node) for node in nodes if MIN_LOGIT_INPUT in node.input}
+
+    def ancestors(outputs: list[str], stop: set[int]) -> set[int]:
+        found, pending = {}, [producer[name] for name in outputs if name in producer]
+        while pending:
+            node = pending.pop()
+            if id(node) in found or id(node) in stop:
+                continue
+            found[id(node)] = node
+            pending.extend(producer[name] for name in node.input if name in producer)
+        return set(found)
+
+    feeds_outputs = ancestors([output.name for output in graph.output], stop=comparisons)
+    feeds_bounds = ancestors([name for node in nodes if id(node) in comparisons for name in node.input], stop=set())
+    return [node.name for node in nodes if id(node) in feeds_bounds - feeds_outputs]
+
+
 def quantize_graph(source: Path, target: Path, part: str = "encoder", per_channel: bool = True) -> None:
     """Write `source` with int8 weights to `target` (`onnxruntime.quantization.quantize_dynamic`:
-    the MatMuls with a constant weight and the embedding Gathers), either `part` "all" of them or
-    the "encoder"'s alone, the head staying float32; `per_channel` gives every output column of a
-    weight its own scale instead of one per matrix."""
+    the MatMuls with a constant weight and the embedding Gathers), either `part` "all" of them but the
+    row bounds' (`bound_side_nodes`) or the "encoder"'s alone, the head staying float32;
+    `per_channel` gives every output column of a weight its own scale instead of one per matrix."""
     try:
         from onnxruntime.quantization import quantize_dynamic
     except ImportError as error:
         raise ImportError("int8 graphs need onnxruntime: pip install 'knowfree[onnx]'") from error
     if part not in QUANTIZED_PARTS:
         raise ValueError(f"the int8 part must be one of {QUANTIZED_PARTS}, got {part!r}")
-    excluded = character_side_nodes(source) if part == "encoder" else []
+    excluded = character_side_nodes(source) if part == "encoder" else bound_side_nodes(source)
     excluded += [f"{name}_MatMul" for name in excluded]  # the quantizer first turns Gemm X into MatMul X_MatMul
     external_data = source.with_name(f"{source.name}.data").exists()
     quantize_dynamic(source, target, per_channel=per_channel, nodes_to_exclude=excluded, use_external_data_format=external_data)
@@ -305,9 +347,13 @@ class KnowFreeOnnxModel:
             processor = KnowFreeProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         return cls(session, processor)
 
-    def run(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """`encode`'s tensors -> (`span_logits`, `span_mask`), as `KnowFreeModel.forward` returns them."""
-        feed = {name: inputs[name].numpy() for name in self.input_names}
+    def run(self, inputs: dict[str, torch.Tensor], min_score: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode`'s tensors -> (`span_logits`, `span_mask`), as `KnowFreeModel.forward` returns them
+        (with `min_score`, rows that cannot reach it are skipped, as forward skips them)."""
+        feed = {name: inputs[name].numpy() for name in self.input_names if name != MIN_LOGIT_INPUT}
+        if MIN_LOGIT_INPUT in self.input_names:
+            min_logit = logit_of_score(min_score)
+            feed[MIN_LOGIT_INPUT] = torch.tensor(-math.inf if min_logit is None else min_logit, dtype=torch.float32).numpy()
         span_logits, span_mask = self.session.run(list(OUTPUT_NAMES), feed)
         return torch.from_numpy(span_logits), torch.from_numpy(span_mask)
 
@@ -317,7 +363,9 @@ class KnowFreeOnnxModel:
     ) -> list[list[SpanCandidate]]:
         """Every band cell whose best target label scores at least `min_score`, per text (see
         `KnowFreeModel.span_candidates`)."""
-        return self.processor.span_candidates(texts, self.run, batch_size, min_score, max_tokens, show_progress_bar, time_limit)
+        return self.processor.span_candidates(
+            texts, lambda inputs: self.run(inputs, min_score), batch_size, min_score, max_tokens, show_progress_bar, time_limit
+        )
 
     # `KnowFreeModel.predict` itself: it reads texts, thresholds and decoding, then calls
     # `self.span_candidates` and the processor, which is all this class has to provide

@@ -173,6 +173,82 @@ def test_ablation_without_local_attention_matches_reference():
     assert (band_to_grid(band_logits, 8) - reference)[valid].abs().max() < 1e-5
 
 
+def random_band_head(use_local_attention: bool, seed: int) -> KnowFreeSpanHead:
+    """A head whose width bias and residual LayerNorm are far from their initial values, so the
+    bounds meet every term they have to cover."""
+    torch.manual_seed(seed)
+    config = tiny_config(50, ["A", "B", "C"], ["x"], max_span_width=7, use_local_attention=use_local_attention)
+    head = KnowFreeSpanHead(config, 32)
+    with torch.no_grad():
+        head.width_bias.normal_()
+        if use_local_attention:
+            head.residual_norm.weight.uniform_(-0.3, 0.3)
+            head.residual_norm.bias.normal_()
+    return head
+
+
+@pytest.mark.parametrize("use_local_attention", [True, False])
+def test_target_logit_bounds_bound_every_target_logit_and_are_exact_without_local_attention(use_local_attention):
+    head = random_band_head(use_local_attention, seed=5)
+    states, mask = torch.randn(3, 15, 32), padded_mask([15, 9, 4])
+    with torch.no_grad():
+        logits, span_mask = head(states, mask)
+        weights = head.target_bound_weights()
+        end = head.end_projection(states)
+        padded_ends = pad_band_rows(torch.cat([end, end @ weights[2].T], -1), 7)
+        rows = mask.nonzero(as_tuple=True)
+        bounds = head.target_logit_bounds(head.start_projection(states), padded_ends, 7, rows, weights)
+    slack = (bounds - logits[rows][..., :3])[span_mask[rows]]
+    assert slack.min() > 0
+    if use_local_attention:
+        assert slack.min() > head.BOUND_TOLERANCE  # the LayerNorm term is a real, positive margin
+    else:
+        assert torch.allclose(slack, torch.full_like(slack, head.BOUND_TOLERANCE), atol=1e-5)
+
+
+@pytest.mark.parametrize("use_local_attention", [True, False])
+def test_rows_that_cannot_reach_min_logit_are_skipped_and_the_others_keep_their_logits(monkeypatch, use_local_attention):
+    head = random_band_head(use_local_attention, seed=6)
+    with torch.no_grad():
+        head.classifier.bias[:3] -= 4.0  # most cells far below 0, as a trained model's are
+    states, mask = torch.randn(3, 15, 32), padded_mask([15, 9, 4])
+    computed_rows = []
+    row_logits = head.row_logits
+    monkeypatch.setattr(head, "row_logits", lambda start, band_ends, width, row_mask, rows: computed_rows.append(len(rows[0])) or row_logits(start, band_ends, width, row_mask, rows))
+    with torch.no_grad():
+        dense, span_mask = head(states, mask)
+        best = dense[..., :3].amax(-1).masked_fill(~span_mask, -torch.inf)
+        cut = best.flatten().topk(8).values[-1].item()  # eight cells reach it
+        computed_rows.clear()
+        pruned, pruned_mask = head(states, mask, min_logit=cut)
+    reaching = best >= cut
+    assert torch.equal(pruned_mask, span_mask)
+    assert torch.equal(pruned[reaching], dense[reaching])
+    # a row of the text is computed exactly or skipped whole; skipped rows are the ones that cannot reach
+    skipped = (pruned == torch.finfo(pruned.dtype).min).flatten(2).all(-1) & mask
+    computed = mask & ~skipped
+    assert torch.equal(pruned[computed], dense[computed])
+    assert not (skipped & reaching.any(-1)).any()
+    assert skipped.any() and sum(computed_rows) == computed.sum()
+    with torch.enable_grad():
+        trained, _ = head(states, mask, min_logit=cut)  # training never skips a row
+    assert torch.allclose(trained.detach(), dense, atol=1e-6)
+
+
+def test_span_candidates_are_those_of_every_cell_at_each_min_score(trained_model):
+    texts = [row["text"] for row in training_rows()] + ["马云去上海开会。", "我爱北京大学。"]
+    processor = trained_model.require_processor()
+
+    def dense_run(inputs):
+        output = trained_model(**inputs)
+        return output.span_logits, output.span_mask
+
+    for min_score in (0.05, 0.5, 0.95):
+        with torch.no_grad():
+            every_cell = processor.span_candidates(texts, dense_run, 8, min_score)
+        assert trained_model.span_candidates(texts, 8, min_score) == every_cell
+
+
 # --- loss --------------------------------------------------------------------------------------
 
 

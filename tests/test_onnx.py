@@ -5,6 +5,7 @@ loader alone; a model loaded with remote code exports itself; the int8 graph qua
 alone unless told to quantize all of it, and stays closer to PyTorch than the whole-graph one."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -21,6 +22,7 @@ from onnx_knowfree import (  # noqa: E402
     ONNX_FILE,
     QUANTIZED_FILE,
     KnowFreeOnnxModel,
+    bound_side_nodes,
     character_side_nodes,
     main,
     max_logit_difference,
@@ -119,6 +121,31 @@ def test_span_candidates_match_and_extension_labels_stay_out(exports):
     assert {candidate.label for row in found for candidate in row} <= set(range(len(model.config.target_labels)))
 
 
+def test_rows_that_cannot_reach_min_score_are_skipped_as_in_pytorch(exported):
+    model, onnx_model, _ = exported
+    processor = model.require_processor()
+    inputs = processor.encode(processor.windows(TEXTS))
+    lowest = torch.finfo(torch.float32).min
+    # the untrained heads' row bounds lie close together: bisect for a score some rows may reach and some cannot
+    low, high = -10.0, 40.0
+    for _ in range(40):
+        min_score = 1 / (1 + math.exp(-(low + high) / 2))
+        with torch.inference_mode():
+            expected = model(**inputs, min_score=min_score).span_logits
+        skipped = (expected == lowest).flatten(2).all(-1)[inputs["char_mask"]]
+        if skipped.all():
+            high = (low + high) / 2
+        elif not skipped.any():
+            low = (low + high) / 2
+        else:
+            break
+    assert skipped.any() and not skipped.all()
+    skipped = (expected == lowest).flatten(2).all(-1)
+    found, span_mask = onnx_model.run(inputs, min_score)
+    assert torch.equal((found == lowest).flatten(2).all(-1), skipped)
+    assert (found - expected).abs()[span_mask & ~skipped[..., None]].max() <= 1e-4
+
+
 def test_the_graph_has_symbolic_batch_token_and_character_axes(exports):
     _, onnx_model, directory = exports["unigram"]
     shapes = {node.name: node.shape for node in onnx_model.session.get_inputs()}
@@ -169,6 +196,11 @@ def test_the_torchscript_exporter_through_the_command_line(tmp_path, bert_tokeni
     model.save_pretrained(tmp_path / "model")
     assert main(["--model", str(tmp_path / "model"), "--output_dir", str(tmp_path / "onnx"), "--torchscript", "--quantize", "all"]) == 0
     assert int8_parts(tmp_path / "onnx" / QUANTIZED_FILE) == {"encoder", "head"}
+    # the row bounds stay float32 in the all-int8 graph: skipping rows changes none of its candidates
+    assert bound_side_nodes(tmp_path / "onnx" / ONNX_FILE)
+    int8 = KnowFreeOnnxModel.from_pretrained(tmp_path / "onnx", QUANTIZED_FILE, session_options=one_thread())
+    every_row = int8.processor.span_candidates(TEXTS, int8.run, 8, 0.3)
+    assert sum(map(len, every_row)) > 20 and int8.span_candidates(TEXTS, 8, 0.3) == every_row
     onnx_model = KnowFreeOnnxModel.from_pretrained(tmp_path / "onnx", session_options=one_thread())
     assert max_logit_difference(model, onnx_model, TEXTS, batch_size=3) <= 1e-4
     assert_same_spans(model.predict(TEXTS, threshold=0.3), onnx_model.predict(TEXTS, threshold=0.3))
