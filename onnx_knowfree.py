@@ -240,7 +240,9 @@ def quantize_graph(source: Path, target: Path, part: str = "encoder", per_channe
         raise ImportError("int8 graphs need onnxruntime: pip install 'knowfree[onnx]'") from error
     if part not in QUANTIZED_PARTS:
         raise ValueError(f"the int8 part must be one of {QUANTIZED_PARTS}, got {part!r}")
-    excluded = character_side_nodes(source) if part == "encoder" else bound_side_nodes(source)
+    # the bounds' weight-only products (W_O pushed through the biaffine) read no character input,
+    # but they are the head's, and a quantized weight they share with a float node breaks the quantizer
+    excluded = bound_side_nodes(source) + (character_side_nodes(source) if part == "encoder" else [])
     excluded += [f"{name}_MatMul" for name in excluded]  # the quantizer first turns Gemm X into MatMul X_MatMul
     external_data = source.with_name(f"{source.name}.data").exists()
     quantize_dynamic(source, target, per_channel=per_channel, nodes_to_exclude=excluded, use_external_data_format=external_data)
