@@ -119,3 +119,9 @@ def test_a_whole_clause_given_as_one_word_is_cut_at_its_punctuation_and_counted(
     assert annotation.counts["segmentation_clause_split"] >= 1
     for start, end in annotation.words + [(start, end) for start, end, _ in annotation.pos]:
         assert end - start == 1 or not any(mark in text[start:end] for mark in "，。！？；")
+
+
+def test_malformed_items_of_a_real_plain_pos_reply_are_counted_and_the_row_keeps_the_others(runs):
+    rows, _, _ = runs["1.5b", False]
+    damaged = [annotation for annotation in rows.values() if annotation.counts.get("pos_item_malformed")]
+    assert damaged and any(annotation.pos for annotation in damaged)
