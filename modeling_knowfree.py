@@ -307,7 +307,7 @@ class KnowFreeSpanHead(nn.Module):
         fill = 0.0
         if min_logit is not None and not torch.is_grad_enabled():
             fill = torch.finfo(char_states.dtype).min
-            rows = self.rows_reaching(start, end, width, span_mask, rows, min_logit)
+            rows = self.rows_reaching(start, end, width, span_mask, rows, min_logit, self.INFERENCE_CHUNK_ROWS)
         rows_per_chunk = max(1, len(rows[0])) if torch.is_grad_enabled() else self.INFERENCE_CHUNK_ROWS
         chunks = [
             self.row_logits(start, band_ends, width, row_mask, (batch_index, position_index))
@@ -325,18 +325,19 @@ class KnowFreeSpanHead(nn.Module):
         width: int,
         span_mask: torch.Tensor,
         rows: tuple[torch.Tensor, torch.Tensor],
-        min_logit: float,
+        min_logit: float | torch.Tensor,
+        rows_per_chunk: int | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The band rows (of `rows`) with a cell whose target logit may reach `min_logit`."""
+        """The band rows (of `rows`) with a cell whose target logit may reach `min_logit`, bounded
+        `rows_per_chunk` rows at a time (None: all at once, as the ONNX graph does, whose row count
+        is symbolic)."""
         weights = self.target_bound_weights()
         padded_ends = pad_band_rows(torch.cat([end, end @ weights[2].T], -1), width)
-        keep = [
-            (self.target_logit_bounds(start, padded_ends, width, chunk_rows, weights).amax(-1) >= min_logit)
-            .logical_and_(span_mask[chunk_rows])
-            .any(-1)
-            for chunk_rows in zip(rows[0].split(self.INFERENCE_CHUNK_ROWS), rows[1].split(self.INFERENCE_CHUNK_ROWS))
-        ]
-        keep = torch.cat(keep) if keep else rows[0].new_zeros(0, dtype=torch.bool)
+        chunks = [rows] if rows_per_chunk is None else list(zip(rows[0].split(rows_per_chunk), rows[1].split(rows_per_chunk)))
+        keep = torch.cat([
+            ((self.target_logit_bounds(start, padded_ends, width, chunk_rows, weights).amax(-1) >= min_logit) & span_mask[chunk_rows]).any(-1)
+            for chunk_rows in chunks
+        ])
         return rows[0][keep], rows[1][keep]
 
     def target_bound_weights(self) -> tuple[torch.Tensor, ...]:

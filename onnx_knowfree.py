@@ -27,10 +27,10 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import cached_file
 
 try:
-    from .modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel, band_span_mask, logit_of_score, pad_band_rows
+    from .modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel, band_span_mask, logit_of_score
     from .processing_knowfree import HUB_OPTIONS, KnowFreeProcessor, SpanCandidate
 except ImportError:
-    from modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel, band_span_mask, logit_of_score, pad_band_rows
+    from modeling_knowfree import KnowFreeLocalAttention, KnowFreeModel, band_span_mask, logit_of_score
     from processing_knowfree import HUB_OPTIONS, KnowFreeProcessor, SpanCandidate
 
 logger = logging.getLogger("knowfree.onnx")
@@ -133,10 +133,7 @@ class KnowFreeOnnxGraph(nn.Module):
         span_mask = band_span_mask(char_mask, width)
         rows = char_mask.nonzero(as_tuple=True)
         start, end = head.start_projection(states), head.end_projection(states)
-        weights = head.target_bound_weights()
-        bounds = head.target_logit_bounds(start, pad_band_rows(torch.cat([end, end @ weights[2].T], -1), width), width, rows, weights)
-        keep = ((bounds.amax(-1) >= min_logit) & span_mask[rows]).any(-1)
-        rows = (rows[0][keep], rows[1][keep])
+        rows = head.rows_reaching(start, end, width, span_mask, rows, min_logit, rows_per_chunk=None)
         band_ends = head.biaffine.band_ends(end, width)
         biaffine = head.biaffine(start, band_ends, width, rows)
         features = biaffine

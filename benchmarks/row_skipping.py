@@ -31,8 +31,8 @@ def compare(model: KnowFreeModel, texts: list[str], min_score: float, batch_size
     counted = {"kept": 0, "rows": 0}
     rows_reaching = head.rows_reaching
 
-    def counting(start, end, width, span_mask, rows, min_logit):
-        kept = rows_reaching(start, end, width, span_mask, rows, min_logit)
+    def counting(start, end, width, span_mask, rows, min_logit, rows_per_chunk):
+        kept = rows_reaching(start, end, width, span_mask, rows, min_logit, rows_per_chunk)
         counted["kept"] += len(kept[0])
         counted["rows"] += len(rows[0])
         return kept
