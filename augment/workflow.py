@@ -31,7 +31,7 @@ from augment.label_map import read_label_map
 from augment.prompts import PROMPTS_VERSION, detect_language, prompt_texts
 from augment.settings import ExtendSettings, LLMSettings, MergingSettings, SourceSettings, WorkflowSettings, WorkflowTraining
 from augment.synthesis import CLEANING_VERSION, annotate_synthetic, request_explanations, synthetic_texts
-from knowfree.checkpoints import has_checkpoint
+from knowfree.checkpoints import drop_resume_state, has_checkpoint
 from knowfree.data import FEATURES, load_corpus
 from knowfree.training import push_folder, train
 from knowfree.training_settings import TASK_DEFAULTS, TrainingSettings, training_overrides
@@ -114,11 +114,15 @@ def training_settings(training: WorkflowTraining, data: Path, train_split: str, 
 
 
 def train_model(settings: TrainingSettings, resumable: bool) -> dict:
-    """Training in this process; continues from the checkpoint an interrupted attempt left, else starts clean."""
+    """Training in this process; continues from the checkpoint an interrupted attempt left, else starts clean.
+
+    A finished model keeps only its selected weights: its resume state is dropped (knowfree/checkpoints.py)."""
     output_dir = Path(settings.output_dir)
     if not resumable and output_dir.exists():
         shutil.rmtree(output_dir)
-    return train(replace(settings, resume=settings.resume or (resumable and has_checkpoint(output_dir))))
+    results = train(replace(settings, resume=settings.resume or (resumable and has_checkpoint(output_dir))))
+    drop_resume_state(output_dir)
+    return results
 
 
 def labelling_choices(merging: MergingSettings) -> dict:

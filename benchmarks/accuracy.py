@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import signal
 import socket
 import statistics
@@ -42,7 +41,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 from machine_facts import cpu_model, gpu_models  # noqa: E402
 from results_file import update_results, write_atomically  # noqa: E402
-from knowfree.checkpoints import CHECKPOINT_DIR, has_checkpoint, run_folders  # noqa: E402
+from knowfree.checkpoints import drop_resume_state, has_checkpoint  # noqa: E402
 
 # --- the grid ----------------------------------------------------------------------------------------
 
@@ -385,15 +384,6 @@ def build_fusion(command: list[str], cell: Cell, layout: Layout, runner: Runner)
             print(f"{shown(target)}: being built by runner {lock_holder(lock)}; waiting", flush=True)
             waiting = True
         time.sleep(5)
-
-
-def drop_resume_state(folder: Path) -> None:
-    """Delete a finished cell's resume checkpoint (optimizer state included: 640 MB for e5-small).
-
-    Only a crashed cell needs it; kept, the finished cells' checkpoints left this machine's disk 3 GB
-    short of full. The selected weights (the model files and best/) and the logs stay."""
-    for name in run_folders(CHECKPOINT_DIR):
-        shutil.rmtree(folder / name, ignore_errors=True)
 
 
 def run_pending(cells: list[Cell], layout: Layout, runner: Runner = run_logged, max_cells: int | None = None,

@@ -313,8 +313,8 @@ def test_finished_cells_are_skipped_and_crashed_ones_resume(layout):
     assert accuracy.run_pending([finished, crashed, fresh], layout, runner) == {}  # everything finished now
 
 
-def test_a_finished_cell_drops_its_resume_checkpoint_and_a_failed_one_keeps_it(layout):
-    """The checkpoint only serves a resume; the runner deletes it once the cell is finished."""
+def test_a_finished_cell_drops_its_resume_state_and_a_failed_one_keeps_it(layout):
+    """The checkpoint and best/ only serve a resume; the runner deletes them once the cell is finished."""
     finished, failed = Cell("weibo", 1000, "knowfree", 42), Cell("weibo", 1000, "baseline", 42)
     for cell in (finished, failed):
         crash_with_checkpoint(layout, cell)
@@ -322,8 +322,9 @@ def test_a_finished_cell_drops_its_resume_checkpoint_and_a_failed_one_keeps_it(l
     accuracy.run_pending([finished], layout, FakeRunner(layout))
     accuracy.run_pending([failed], layout, FakeRunner(layout, returncode=1))
     assert accuracy.status(finished, layout) == "finished" and not (layout.cell_dir(finished) / "checkpoint").exists()
-    assert (layout.cell_dir(finished) / "best").is_dir() and (layout.cell_dir(finished) / "results.json").exists()
+    assert not (layout.cell_dir(finished) / "best").exists() and (layout.cell_dir(finished) / "results.json").exists()
     assert accuracy.status(failed, layout) == "pending" and accuracy.has_checkpoint(layout.cell_dir(failed))
+    assert (layout.cell_dir(failed) / "best").is_dir()
 
 
 def test_fusion_data_is_built_once_per_dataset_and_k(layout):

@@ -106,6 +106,8 @@ def test_every_step_runs_and_produces_its_output(reference_run, setting):
     assert augmented.splits["train"]["text"] == load_corpus(corpus).splits["train"]["text"]
     summary = json.loads((work / "summary.json").read_text())
     assert summary["synthesis"]["synthetic_rows"] == len(synthetic) and summary["synthesis"]["beta"] == 0.4
+    for model_dir in (work / "annotation-model", work / "final-model"):  # the selected weights stay, the resume state goes
+        assert (model_dir / "model.safetensors").is_file() and not (model_dir / "checkpoint").exists() and not (model_dir / "best").exists()
     config = json.loads((work / "final-model" / "config.json").read_text())
     assert config["synthetic_weight"] == 0.4
     card = (work / "dataset" / "README.md").read_text(encoding="utf-8")
