@@ -171,10 +171,11 @@ def build_contender(name: str, data: Path, options: argparse.Namespace, trained:
 
 
 def trained_folder(name: str, corpus_name: str, options: argparse.Namespace) -> str | None:
-    """The trained model given on the command line for this corpus (only Weibo ones are accepted)."""
-    if corpus_name != "weibo":
-        return None
-    return options.knowfree_model if name == KNOWFREE else options.baseline_model
+    """The trained model given on the command line for this model and corpus (None: a fresh one). cmeee
+    has no trained baseline: BIO cannot hold its nested spans, so the accuracy grid trains none."""
+    if corpus_name == "weibo":
+        return options.knowfree_model if name == KNOWFREE else options.baseline_model
+    return options.cmeee_knowfree_model if name == KNOWFREE else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -256,9 +257,9 @@ class EncoderClock:
             handle.remove()
 
 
-def timed_predict(contender: Contender | OnnxContender, texts: list[str]) -> tuple[float, float | None, int]:
+def timed_predict(contender: Contender | OnnxContender, texts: list[str]) -> tuple[float, float | None, list[list[dict]]]:
     """Seconds of one `predict` over `texts`, seconds of it inside the encoder (None without an encoder
-    module to hook), and spans predicted."""
+    module to hook), and the predictions."""
     clock = None if contender.encoder is None else EncoderClock(contender.encoder)
     try:
         started = time.perf_counter()
@@ -267,13 +268,14 @@ def timed_predict(contender: Contender | OnnxContender, texts: list[str]) -> tup
     finally:
         if clock is not None:
             clock.remove()
-    return seconds, None if clock is None else clock.seconds, sum(len(spans) for spans in predictions)
+    return seconds, None if clock is None else clock.seconds, predictions
 
 
-def measure_prediction(contenders: list[Contender | OnnxContender], texts: list[str], repeats: int) -> dict:
+def measure_prediction(contenders: list[Contender | OnnxContender], texts: list[str], repeats: int, gold: list[list[dict]] | None = None) -> dict:
     """Sentences per second of each model's end-to-end predict (median over repeats), with the split
-    of its time between the encoder and the rest (None for ONNX Runtime). "ratio" is KnowFREE's
-    throughput over the baseline's.
+    of its time between the encoder and the rest (None for ONNX Runtime), and, with `gold`, the F1
+    of the predictions timed, so that no speed figure stands without the accuracy it came with.
+    "ratio" is KnowFREE's throughput over the baseline's.
 
     One untimed pass over the same texts per model first: the first pass also pays for one-time costs
     (thread pools, and the allocator's heap growing to the sizes of the batch temporaries: until it
@@ -281,7 +283,7 @@ def measure_prediction(contenders: list[Contender | OnnxContender], texts: list[
     so the figures are steady-state throughput."""
     for contender in contenders:
         contender.predict(texts)
-    runs: dict[str, list[tuple[float, float, int]]] = {contender.name: [] for contender in contenders}
+    runs: dict[str, list[tuple[float, float | None, list[list[dict]]]]] = {contender.name: [] for contender in contenders}
     for round_index in range(repeats):
         for contender in alternate(contenders, round_index):
             runs[contender.name].append(timed_predict(contender, texts))
@@ -294,7 +296,8 @@ def measure_prediction(contenders: list[Contender | OnnxContender], texts: list[
         result[f"{name}_sentences_per_s"] = len(texts) / seconds
         result[f"{name}_encoder_s"] = median_run[1]
         result[f"{name}_non_encoder_per_encoder"] = None if median_run[1] is None else (median_run[0] - median_run[1]) / median_run[1]
-        result[f"{name}_spans"] = median_run[2]
+        result[f"{name}_spans"] = sum(map(len, median_run[2]))
+        result[f"{name}_f1"] = None if gold is None else score_spans(median_run[2], gold)["f1"]
     result["ratio"] = result[f"{KNOWFREE}_sentences_per_s"] / result[f"{BASELINE}_sentences_per_s"]
     return result
 
@@ -340,15 +343,13 @@ def span_keys(predictions: list[list[dict]]) -> list[list[tuple[int, int, str]]]
     return [[(span["start"], span["end"], span["label"]) for span in spans] for spans in predictions]
 
 
-def onnx_figures(
-    measured: dict, knowfree: Contender, onnx_models: list[OnnxContender], texts: list[str], gold: list[list[dict]] | None, batch_size: int
-) -> dict:
+def onnx_figures(measured: dict, knowfree: Contender, onnx_models: list[OnnxContender], texts: list[str], batch_size: int) -> dict:
     """Each ONNX graph against PyTorch: throughput over PyTorch KnowFREE's and the baseline's (from
-    `measured`, the alternating run they shared), texts whose spans differ from PyTorch predict's,
-    the largest score difference over equal spans and logit difference over span cells, and, with
-    `gold`, the test F1 beside PyTorch's."""
+    `measured`, the alternating run they shared, with its F1 when that run had gold), texts whose
+    spans differ from PyTorch predict's, and the largest score difference over equal spans and logit
+    difference over span cells."""
     expected = knowfree.predict(texts)
-    figures = {"knowfree_f1": None if gold is None else score_spans(expected, gold)["f1"]}
+    figures = {"knowfree_f1": measured[f"{KNOWFREE}_f1"]}
     for onnx in onnx_models:
         found = onnx.predict(texts)
         equal = [a == b for a, b in zip(span_keys(expected), span_keys(found))]
@@ -361,34 +362,39 @@ def onnx_figures(
             "texts_with_different_spans": equal.count(False),
             "max_score_difference": max(scores, default=0.0),
             "max_logit_difference": max_logit_difference(knowfree.model, onnx.model, texts, batch_size),
-            "f1": None if gold is None else score_spans(found, gold)["f1"],
+            "f1": measured[f"{onnx.name}_f1"],
         }
     return figures
 
 
-def long_document(texts: list[str], characters: int) -> str:
-    """One document of exactly `characters` characters: `texts` joined end to end, cycled as often as needed."""
+def long_document(texts: list[str], characters: int, spans: list[list[dict]] | None = None) -> tuple[str, list[dict]]:
+    """One document of exactly `characters` characters: `texts` joined end to end, cycled as often as
+    needed, with the `spans` of each text (their gold, say) moved to its place in the document; a span
+    the cut at `characters` passes through is left out."""
     if not any(texts):
         raise ValueError("long_document needs at least one non-empty text")
-    pieces, length = [], 0
+    spans = spans or [[] for _ in texts]
+    pieces, moved, length = [], [], 0
     while length < characters:
-        for text in texts:
+        for text, text_spans in zip(texts, spans):
+            moved.extend({**span, "start": span["start"] + length, "end": span["end"] + length} for span in text_spans if length + span["end"] <= characters)
             pieces.append(text)
             length += len(text)
             if length >= characters:
                 break
-    return "".join(pieces)[:characters]
+    return "".join(pieces)[:characters], moved
 
 
-def measure_long_documents(contenders: list[Contender], texts: list[str], lengths: list[int], repeats: int) -> dict:
+def measure_long_documents(contenders: list[Contender], texts: list[str], lengths: list[int], repeats: int, gold: list[list[dict]] | None = None) -> dict:
     """Each model predicting one document of each length (`texts` joined), alternating, median of the
-    repeats, in seconds per `PER_CHARACTERS` characters; `growth` is that figure at the longest document
-    over the shortest, 1.0 when prediction time grows linearly with the length (windows, batching and
-    decoding add nothing per character as documents get longer)."""
+    repeats, in seconds per `PER_CHARACTERS` characters, and, with `gold` (the texts' spans), its F1 on
+    the document; `growth` is the time figure at the longest document over the shortest, 1.0 when
+    prediction time grows linearly with the length (windows, batching and decoding add nothing per
+    character as documents get longer)."""
     result: dict = {"source": f"{len(texts)} Weibo test texts joined end to end, cycled", "repeats": repeats, "lengths": {}}
     for characters in sorted(lengths):
-        document = long_document(texts, characters)
-        runs: dict[str, list[tuple[float, float | None, int]]] = {contender.name: [] for contender in contenders}
+        document, document_gold = long_document(texts, characters, gold)
+        runs: dict[str, list[tuple[float, float | None, list[list[dict]]]]] = {contender.name: [] for contender in contenders}
         for round_index in range(repeats):
             for contender in alternate(contenders, round_index):
                 runs[contender.name].append(timed_predict(contender, [document]))
@@ -397,7 +403,8 @@ def measure_long_documents(contenders: list[Contender], texts: list[str], length
             seconds = statistics.median(run[0] for run in measured)
             figures[f"{name}_s"] = seconds
             figures[f"{name}_s_per_{PER_CHARACTERS}"] = seconds * PER_CHARACTERS / characters
-            figures[f"{name}_spans"] = measured[0][2]
+            figures[f"{name}_spans"] = len(measured[0][2][0])
+            figures[f"{name}_f1"] = None if gold is None else score_spans(measured[0][2], [document_gold])["f1"]
         figures["ratio"] = _ratio(figures[f"{KNOWFREE}_s"], figures[f"{BASELINE}_s"])
         result["lengths"][str(characters)] = figures
     shortest, longest = (result["lengths"][str(length)] for length in (min(lengths), max(lengths)))
@@ -491,25 +498,45 @@ def _rate(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
+def trained_models(speed: dict, corpus: str) -> tuple[bool, bool]:
+    """Whether KnowFREE's and the baseline's rows of `corpus` come from trained models (else fresh ones)."""
+    settings = speed["settings"]
+    if corpus == "weibo":
+        return bool(settings.get("knowfree_model")), bool(settings.get("baseline_model"))
+    return bool(settings.get("cmeee_knowfree_model")), False
+
+
+def f1_cell(figures: dict, trained: tuple[bool, bool], names: tuple[str, str] = (KNOWFREE, BASELINE)) -> str:
+    """The F1 column: each model's F1 on the texts it was timed on; a fresh model's is marked, since its
+    F1 says only that its speed was not bought with accuracy it never had."""
+    def one(name: str, is_trained: bool) -> str:
+        value = figures.get(f"{name}_f1")
+        return "—" if value is None else f"{value:.3f}{'' if is_trained else ' (fresh)'}"
+
+    return f"{one(names[0], trained[0])} / {one(names[1], trained[1])}"
+
+
 def format_table(speed: dict) -> str:
-    """The markdown table: one line per measurement, KnowFREE, baseline, ratio and target."""
+    """The markdown table: one line per measurement, KnowFREE, baseline, ratio, the F1 the timed
+    predictions scored (prediction rows) and target."""
     lines = [
-        "| measurement | KnowFREE | baseline | KnowFREE / baseline | target |",
-        "|---|---:|---:|---:|---|",
+        "| measurement | KnowFREE | baseline | KnowFREE / baseline | test F1, KnowFREE / baseline | target |",
+        "|---|---:|---:|---:|---|---|",
     ]
     for corpus, training in speed["train_step"].items():
         lines.append(
             f"| train step, {corpus} K={speed['settings']['k']}, batch {training['batch_size']} "
             f"({training['mean_characters_per_batch']:.0f} chars), s (median of {training['steps']}) "
-            f"| {training[f'{KNOWFREE}_step_s']:.3f} | {training[f'{BASELINE}_step_s']:.3f} | {training['ratio']:.2f} "
+            f"| {training[f'{KNOWFREE}_step_s']:.3f} | {training[f'{BASELINE}_step_s']:.3f} | {training['ratio']:.2f} | "
             f"| {'<= %.1f' % TARGET_TRAIN_RATIO if corpus == 'weibo' else ''} |"
         )
     for key, prediction in speed["predict"].items():
         label = PREDICT_LABELS.get(key, key)
+        f1 = f1_cell(prediction, trained_models(speed, key.split("_")[0]))
         if key == "cmeee_longest_sentence":
             lines.append(
                 f"| {label} ({prediction['characters']:,} chars), s | {prediction[f'{KNOWFREE}_s']:.2f} "
-                f"| {prediction[f'{BASELINE}_s']:.2f} | {_number(speed.get('longest_cmeee_time_ratio'), '.2f')} (time) | <= {TARGET_LONGEST_TIME_RATIO:g} |"
+                f"| {prediction[f'{BASELINE}_s']:.2f} | {_number(speed.get('longest_cmeee_time_ratio'), '.2f')} (time) | {f1} | <= {TARGET_LONGEST_TIME_RATIO:g} |"
             )
             continue
         target = f">= {TARGET_PREDICT_RATIO}" if key == "weibo_test" else ""
@@ -517,11 +544,11 @@ def format_table(speed: dict) -> str:
             f"| {label} ({prediction['sentences']} sentence{'s' if prediction['sentences'] > 1 else ''}, up to "
             f"{prediction['longest_characters']:,} chars), sentences/s "
             f"| {_rate(prediction[f'{KNOWFREE}_sentences_per_s'])} | {_rate(prediction[f'{BASELINE}_sentences_per_s'])} "
-            f"| {prediction['ratio']:.2f} | {target} |"
+            f"| {prediction['ratio']:.2f} | {f1} | {target} |"
         )
         lines.append(
             f"| &nbsp;&nbsp;non-encoder time / encoder time | {prediction[f'{KNOWFREE}_non_encoder_per_encoder']:.2f} "
-            f"| {prediction[f'{BASELINE}_non_encoder_per_encoder']:.2f} | | "
+            f"| {prediction[f'{BASELINE}_non_encoder_per_encoder']:.2f} | | | "
             f"{'<= %.2f (KnowFREE)' % TARGET_NON_ENCODER_SHARE if key == 'weibo_test' else ''} |"
         )
         if key == "weibo_test":
@@ -529,13 +556,10 @@ def format_table(speed: dict) -> str:
             lines.extend(long_document_rows(speed))
     if "int8" in speed:
         int8 = speed["int8"]
-        f1 = ""
-        if int8.get("fp32_f1") is not None:
-            f1 = f"; test F1 {int8['fp32_f1']:.4f} -> {int8['int8_f1']:.4f}"
         lines.append(
             f"| predict Weibo test, KnowFREE with int8 encoder (dynamic, per-channel), sentences/s "
             f"| {_rate(int8['int8_sentences_per_s'])} | {_rate(int8[f'{BASELINE}_sentences_per_s'])} | {int8['ratio']:.2f} "
-            f"| optional{f1} |"
+            f"| {f1_cell(int8, trained_models(speed, 'weibo'), ('int8', BASELINE))} | optional; fp32 KnowFREE's F1 in the first Weibo row |"
         )
     for key, memory in speed["peak_memory"].items():
         knowfree, baseline = memory[KNOWFREE], memory[BASELINE]
@@ -544,7 +568,7 @@ def format_table(speed: dict) -> str:
             f"| peak memory, {MEMORY_LABELS.get(key, key)}, GB (+ increment) "
             f"| {_number(knowfree['peak_gb'], '.2f')} (+{_number(knowfree['increment_gb'], '.2f')}) "
             f"| {_number(baseline['peak_gb'], '.2f')} (+{_number(baseline['increment_gb'], '.2f')}) "
-            f"| {_number(_ratio(knowfree['peak_gb'], baseline['peak_gb']), '.2f')} | {target} |"
+            f"| {_number(_ratio(knowfree['peak_gb'], baseline['peak_gb']), '.2f')} | | {target} |"
         )
     return "\n".join(lines)
 
@@ -558,14 +582,15 @@ def long_document_rows(speed: dict) -> list[str]:
     key = f"s_per_{PER_CHARACTERS}"
     rows = [
         f"| predict one document of {int(length):,} chars (Weibo test texts joined), s per {PER_CHARACTERS:,} chars "
-        f"| {figures[f'{KNOWFREE}_{key}']:.2f} | {figures[f'{BASELINE}_{key}']:.2f} | {_number(figures['ratio'], '.2f')} (time) | |"
+        f"| {figures[f'{KNOWFREE}_{key}']:.2f} | {figures[f'{BASELINE}_{key}']:.2f} | {_number(figures['ratio'], '.2f')} (time) "
+        f"| {f1_cell(figures, trained_models(speed, 'weibo'))} | |"
         for length, figures in documents["lengths"].items()
     ]
     lengths = [int(length) for length in documents["lengths"]]
     growth = documents["growth"]
     rows.append(
         f"| &nbsp;&nbsp;s per {PER_CHARACTERS:,} chars at {max(lengths):,} chars / at {min(lengths):,} chars "
-        f"| {growth[KNOWFREE]:.2f} | {growth[BASELINE]:.2f} | | <= {TARGET_LONG_DOCUMENT_GROWTH} |"
+        f"| {growth[KNOWFREE]:.2f} | {growth[BASELINE]:.2f} | | | <= {TARGET_LONG_DOCUMENT_GROWTH} |"
     )
     return rows
 
@@ -589,9 +614,10 @@ def onnx_rows(speed: dict) -> list[str]:
         if figures["f1"] is not None:
             notes.append(f"test F1 {onnx['knowfree_f1']:.4f} (PyTorch) -> {figures['f1']:.4f}")
         threads = onnx["intra_op_threads"]
+        f1 = f1_cell({f"{KNOWFREE}_f1": figures["f1"], f"{BASELINE}_f1": speed["predict"]["weibo_test"].get(f"{BASELINE}_f1")}, trained_models(speed, "weibo"))
         rows.append(
             f"| &nbsp;&nbsp;KnowFREE on ONNX Runtime ({weights}, {threads} thread{'s' if threads > 1 else ''}), sentences/s "
-            f"| {_rate(figures['sentences_per_s'])} | {_rate(baseline)} | {figures['per_baseline']:.2f} | {'; '.join(notes)} |"
+            f"| {_rate(figures['sentences_per_s'])} | {_rate(baseline)} | {figures['per_baseline']:.2f} | {f1} | {'; '.join(notes)} |"
         )
     return rows
 
@@ -667,10 +693,11 @@ def markdown_block(speed: dict) -> str:
     models = "fresh models built as train.py builds them"
     if settings.get("config_overrides"):
         models += f" (KnowFREE with {settings['config_overrides']})"
-    if settings.get("knowfree_model") or settings.get("baseline_model"):
+    if settings.get("knowfree_model") or settings.get("baseline_model") or settings.get("cmeee_knowfree_model"):
         models = (
-            f"Weibo: the trained models {settings.get('knowfree_model') or 'fresh'} and {settings.get('baseline_model') or 'fresh'}, "
-            f"cmeee: {models}"
+            f"Weibo: KnowFREE {settings.get('knowfree_model') or 'fresh'} and the baseline {settings.get('baseline_model') or 'fresh'}; "
+            f"cmeee: KnowFREE {settings.get('cmeee_knowfree_model') or 'fresh'} and a fresh baseline (BIO cannot hold cmeee's nested spans); "
+            f"fresh ones are {models}"
         )
     lines = [
         BLOCK_START,
@@ -730,6 +757,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config-overrides", default="", help="KnowFreeConfig values of the fresh KnowFREE models (train.py --config_overrides), e.g. 'projection_size=100,span_hidden_size=100'")
     parser.add_argument("--knowfree-model", help="a KnowFREE model trained on Weibo, used for the Weibo rows instead of a fresh one (predictions then have realistic spans to decode)")
     parser.add_argument("--baseline-model", help="a baseline trained on Weibo, used for the Weibo rows instead of a fresh one")
+    parser.add_argument("--cmeee-knowfree-model", help="a KnowFREE model trained on cmeee, used for the cmeee rows instead of a fresh one (the baseline stays fresh: BIO cannot hold cmeee's nested spans)")
     parser.add_argument("--int8", action="store_true", help="also time KnowFREE predict with its encoder dynamically quantized to int8, and the int8 ONNX graph (and their Weibo test F1 when --knowfree-model is given)")
     parser.add_argument("--onnx-int8", choices=QUANTIZED_PARTS, default="encoder", help="what --int8 makes int8 in the ONNX graph (export_onnx's quantize): the encoder alone or all the graph")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX Runtime copy of the Weibo KnowFREE model (export_onnx; its int8 graph too with --int8)")
@@ -787,6 +815,7 @@ def run(options: argparse.Namespace) -> dict:
             "config_overrides": options.config_overrides,
             "knowfree_model": options.knowfree_model,
             "baseline_model": options.baseline_model,
+            "cmeee_knowfree_model": options.cmeee_knowfree_model,
             "seed": options.seed,
             "train_steps": options.train_steps,
             "warmup_steps": options.warmup_steps,
@@ -806,9 +835,10 @@ def run(options: argparse.Namespace) -> dict:
         contenders = [contender for _, contender in built]
         max_span_width[corpus_name] = contenders[0].model.config.max_span_width
         # prediction first: the training steps change the weights, and a trained model's F1 is measured
-        test_texts = list(corpus.splits["test"]["text"])
+        test_texts, test_gold = list(corpus.splits["test"]["text"]), list(corpus.splits["test"]["entities"])
         if corpus_name == "weibo":
             texts = test_texts[: options.weibo_sentences] if options.weibo_sentences else test_texts
+            gold = test_gold[: len(texts)]
             onnx_models = []
             if options.onnx:
                 print("weibo: export KnowFREE to ONNX", file=sys.stderr, flush=True)
@@ -818,23 +848,23 @@ def run(options: argparse.Namespace) -> dict:
                     export_s = time.perf_counter() - started
                     onnx_models = onnx_contenders(contenders[0], Path(folder), options)
             print(f"weibo: predict {len(texts)} test sentences", file=sys.stderr, flush=True)
-            speed["predict"]["weibo_test"] = measure_prediction(contenders + onnx_models, texts, options.predict_repeats)
+            speed["predict"]["weibo_test"] = measure_prediction(contenders + onnx_models, texts, options.predict_repeats, gold)
             if onnx_models:
-                gold = list(corpus.splits["test"]["entities"])[: len(texts)] if options.knowfree_model else None
-                figures = onnx_figures(speed["predict"]["weibo_test"], contenders[0], onnx_models, texts, gold, options.eval_batch_size)
+                figures = onnx_figures(speed["predict"]["weibo_test"], contenders[0], onnx_models, texts, options.eval_batch_size)
                 speed["onnx"] = {"export_s": export_s, "intra_op_threads": options.threads, **figures}
                 del onnx_models
             memory_jobs["predict_weibo_test"] = [MemoryJob(name, corpus_name, "predict", texts=tuple(texts)) for name in (KNOWFREE, BASELINE)]
             if options.int8:
-                speed["int8"] = measure_int8(contenders, texts, corpus, options)
+                speed["int8"] = measure_int8(contenders, texts, gold, options)
             if options.long_documents:
                 print(f"weibo: predict single documents of {', '.join(f'{n:,}' for n in options.long_documents)} characters", file=sys.stderr, flush=True)
-                speed["long_documents"] = measure_long_documents(contenders, texts, options.long_documents, options.predict_repeats)
+                speed["long_documents"] = measure_long_documents(contenders, texts, options.long_documents, options.predict_repeats, gold)
         else:
-            texts = sorted(test_texts, key=len, reverse=True)[: options.cmeee_sentences]
+            longest = sorted(range(len(test_texts)), key=lambda index: len(test_texts[index]), reverse=True)[: options.cmeee_sentences]
+            texts, gold = [test_texts[index] for index in longest], [test_gold[index] for index in longest]
             print(f"cmeee: predict the {len(texts)} longest test sentences", file=sys.stderr, flush=True)
-            speed["predict"]["cmeee_longest"] = measure_prediction(contenders, texts, options.predict_repeats)
-            speed["predict"]["cmeee_longest_sentence"] = measure_prediction(contenders, texts[:1], options.predict_repeats)
+            speed["predict"]["cmeee_longest"] = measure_prediction(contenders, texts, options.predict_repeats, gold)
+            speed["predict"]["cmeee_longest_sentence"] = measure_prediction(contenders, texts[:1], options.predict_repeats, gold[:1])
             memory_jobs["predict_cmeee_longest_sentence"] = [MemoryJob(name, corpus_name, "predict", texts=(texts[0],)) for name in (KNOWFREE, BASELINE)]
 
         batches = training_batches(corpus, options)
@@ -864,24 +894,20 @@ def run(options: argparse.Namespace) -> dict:
     return speed
 
 
-def measure_int8(contenders: list[Contender], texts: list[str], corpus: LabeledCorpus, options: argparse.Namespace) -> dict:
-    """KnowFREE predict with a dynamically quantized int8 encoder against the baseline, and the F1 cost."""
+def measure_int8(contenders: list[Contender], texts: list[str], gold: list[list[dict]], options: argparse.Namespace) -> dict:
+    """KnowFREE predict with a dynamically quantized int8 encoder against the baseline, and its F1
+    (the fp32 model's is in the main Weibo measurement)."""
     knowfree, baseline = contenders
     quantized = quantized_encoder_copy(knowfree, options.eval_batch_size)
     print("weibo: predict with the int8 encoder", file=sys.stderr, flush=True)
-    measured = measure_prediction([quantized, baseline], texts, options.predict_repeats)
-    result = {
+    measured = measure_prediction([quantized, baseline], texts, options.predict_repeats, gold)
+    return {
         "int8_sentences_per_s": measured[f"{KNOWFREE}_sentences_per_s"],
         f"{BASELINE}_sentences_per_s": measured[f"{BASELINE}_sentences_per_s"],
         "ratio": measured["ratio"],
-        "fp32_f1": None,
-        "int8_f1": None,
+        "int8_f1": measured[f"{KNOWFREE}_f1"],
+        f"{BASELINE}_f1": measured[f"{BASELINE}_f1"],
     }
-    if options.knowfree_model:
-        gold = list(corpus.splits["test"]["entities"])[: len(texts)]
-        result["fp32_f1"] = score_spans(knowfree.predict(texts), gold)["f1"]
-        result["int8_f1"] = score_spans(quantized.predict(texts), gold)["f1"]
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

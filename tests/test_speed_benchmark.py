@@ -106,7 +106,23 @@ def test_the_onnx_line_and_the_longest_sentence_time_ratio():
     entry = figures()
     del entry["onnx_predict_throughput_ratio"], entry["longest_cmeee_time_ratio"]  # a run without ONNX or cmeee
     assert "NOT MEASURED" in speed.target_lines(entry)[3] and "NOT MEASURED" in speed.target_lines(entry)[5]
-    assert "| 6.25 (time) | <= 2 |" in speed.format_table(figures())
+    assert "| 6.25 (time) | — / — | <= 2 |" in speed.format_table(figures())
+
+
+def test_every_prediction_row_carries_the_f1_of_the_predictions_timed():
+    """F1 beside each speed figure; a fresh model's is marked, and which models are trained follows the
+    command line (cmeee's baseline is always fresh)."""
+    entry = figures()
+    entry["settings"].update(knowfree_model="runs/weibo-knowfree", baseline_model="runs/weibo-baseline", cmeee_knowfree_model=None)
+    entry["predict"]["weibo_test"].update(knowfree_f1=0.5809, baseline_f1=0.5601)
+    entry["predict"]["cmeee_longest_sentence"].update(knowfree_f1=0.0, baseline_f1=0.0)
+    table = speed.format_table(entry)
+    assert "| 0.90 | 0.581 / 0.560 | >= 0.8 |" in table
+    assert "| 6.25 (time) | 0.000 (fresh) / 0.000 (fresh) | <= 2 |" in table
+    entry["settings"]["cmeee_knowfree_model"] = "runs/cmeee-knowfree"
+    assert "| 6.25 (time) | 0.000 / 0.000 (fresh) | <= 2 |" in speed.format_table(entry)
+    assert "cmeee: KnowFREE runs/cmeee-knowfree and a fresh baseline" in speed.markdown_block(entry)
+    assert all(line.count("|") == 7 for line in table.splitlines())  # every row has the six columns
 
 
 def scaled(model):
@@ -130,18 +146,19 @@ def test_the_onnx_runtime_contender_runs_beside_pytorch(tmp_path):
         model = scaled(tiny_model(tokenizer, seed=seed, max_span_width=6))
         contenders.append(speed.Contender(name, model, None, None, model.encoder, functools.partial(model.predict, batch_size=3)))
     knowfree = contenders[0]
+    texts = CORPUS * 2
+    gold = [[{key: span[key] for key in ("start", "end", "label")} for span in spans] for spans in knowfree.predict(texts)]
     export_onnx(knowfree.model, tmp_path, quantize=True, dynamo=False)  # the TorchScript exporter: seconds, not tens
     options = speed.parse_arguments(["--int8", "--threads", "1", "--eval-batch-size", "3"])
     onnx_models = speed.onnx_contenders(knowfree, tmp_path, options)
     assert [onnx.name for onnx in onnx_models] == [speed.ONNX, speed.ONNX_INT8]
-    texts = CORPUS * 2
-    measured = speed.measure_prediction(contenders + onnx_models, texts, repeats=2)
+    measured = speed.measure_prediction(contenders + onnx_models, texts, repeats=2, gold=gold)
     assert measured["onnx_spans"] == measured["knowfree_spans"] > 0
     assert measured["onnx_encoder_s"] is None and measured["onnx_non_encoder_per_encoder"] is None
     assert measured["knowfree_non_encoder_per_encoder"] is not None
 
-    gold = [[{key: span[key] for key in ("start", "end", "label")} for span in spans] for spans in knowfree.predict(texts)]
-    onnx = speed.onnx_figures(measured, knowfree, onnx_models, texts, gold, 3)
+    assert measured["knowfree_f1"] == measured["onnx_f1"] == 1.0 and measured["baseline_f1"] < 1.0
+    onnx = speed.onnx_figures(measured, knowfree, onnx_models, texts, 3)
     fp32, int8 = onnx[speed.ONNX], onnx[speed.ONNX_INT8]
     assert fp32["spans_equal"] and fp32["texts_with_different_spans"] == 0
     assert fp32["max_logit_difference"] <= 1e-4 and fp32["max_score_difference"] <= 1e-4
@@ -161,8 +178,15 @@ def test_the_onnx_runtime_contender_runs_beside_pytorch(tmp_path):
 
 
 def test_long_document_joins_the_texts_cycled_to_the_exact_length():
-    assert speed.long_document(["甲乙", "丙"], 7) == "甲乙丙甲乙丙甲"
-    assert speed.long_document(["甲乙", "", "丙丁戊"], 2) == "甲乙"
+    assert speed.long_document(["甲乙", "丙"], 7) == ("甲乙丙甲乙丙甲", [])
+    assert speed.long_document(["甲乙", "", "丙丁戊"], 2)[0] == "甲乙"
+
+
+def test_long_document_moves_each_texts_spans_to_its_place_and_leaves_out_the_cut_one():
+    spans = [[{"start": 0, "end": 2, "label": "A"}], [{"start": 0, "end": 1, "label": "B"}]]
+    document, moved = speed.long_document(["甲乙", "丙"], 7, spans)
+    assert [(span["start"], span["end"], span["label"]) for span in moved] == [(0, 2, "A"), (2, 3, "B"), (3, 5, "A"), (5, 6, "B")]
+    assert all(document[span["start"] : span["end"]] in ("甲乙", "丙") for span in moved)  # the span at 6-8 would pass the cut at 7
     with pytest.raises(ValueError, match="non-empty"):
         speed.long_document(["", ""], 5)
 
@@ -175,14 +199,18 @@ def test_long_documents_are_timed_per_10000_characters_with_their_growth():
     for name, seed in ((speed.KNOWFREE, 0), (speed.BASELINE, 1)):
         model = scaled(tiny_model(tokenizer, seed=seed, max_span_width=6))
         contenders.append(speed.Contender(name, model, None, None, model.encoder, functools.partial(model.predict, batch_size=4)))
-    measured = speed.measure_long_documents(contenders, CORPUS, [600, 200], repeats=1)
+    gold = [[{key: span[key] for key in ("start", "end", "label")} for span in spans] for spans in contenders[0].predict(CORPUS)]
+    measured = speed.measure_long_documents(contenders, CORPUS, [600, 200], repeats=1, gold=gold)
     assert list(measured["lengths"]) == ["200", "600"]
     for length, figures in measured["lengths"].items():
-        document = speed.long_document(CORPUS, int(length))
+        document, document_gold = speed.long_document(CORPUS, int(length), gold)
         for contender in contenders:
             seconds = figures[f"{contender.name}_s"]
             assert figures[f"{contender.name}_s_per_10000"] == pytest.approx(seconds * 10_000 / int(length))
-            assert figures[f"{contender.name}_spans"] == len(contender.predict([document])[0]) > 0
+            predicted = contender.predict([document])
+            assert figures[f"{contender.name}_spans"] == len(predicted[0]) > 0
+            assert figures[f"{contender.name}_f1"] == pytest.approx(speed.score_spans(predicted, [document_gold])["f1"])
+        assert figures["knowfree_f1"] > figures["baseline_f1"]  # the gold is KnowFREE's own reading of each text
         assert figures["ratio"] == pytest.approx(figures["knowfree_s"] / figures["baseline_s"])
     for contender in contenders:
         per = [measured["lengths"][length][f"{contender.name}_s_per_10000"] for length in ("200", "600")]
@@ -198,7 +226,7 @@ def test_the_long_document_rows_and_target():
     }
     entry["long_documents"] = {"lengths": lengths, "growth": {"knowfree": 1.05, "baseline": 1.3}, "repeats": 1}
     rows = speed.long_document_rows(entry)
-    assert rows[0].startswith("| predict one document of 2,000 chars") and "| 5.00 | 2.50 | 2.00 (time) |" in rows[0]
+    assert rows[0].startswith("| predict one document of 2,000 chars") and "| 5.00 | 2.50 | 2.00 (time) | — / — |" in rows[0]
     assert "at 100,000 chars / at 2,000 chars | 1.05 | 1.30 |" in rows[-1]
     assert "MET (1.05x; 5.00 s at 2,000, 5.00 s at 100,000)" in speed.target_lines(entry)[4]
     entry["long_documents"]["growth"]["knowfree"] = 1.5
