@@ -11,7 +11,6 @@ skipping (one process, alternating, so only the ratio means anything):
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
+from knowfree.data import load_corpus  # noqa: E402
 from modeling_knowfree import KnowFreeModel  # noqa: E402
 
 
@@ -68,15 +68,14 @@ def compare(model: KnowFreeModel, texts: list[str], min_score: float, batch_size
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", required=True, help="saved KnowFREE model folders")
-    parser.add_argument("--data", required=True, help="a data folder with test.jsonl")
+    parser.add_argument("--data", required=True, help="a data folder or Hub dataset with a test split (read as train.py reads it)")
     parser.add_argument("--texts", type=int, default=None, help="the first N test texts (all by default)")
     parser.add_argument("--min_score", type=float, default=None, help="the lowest threshold (the model's own by default)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     options = parser.parse_args(argv)
     torch.set_num_threads(options.threads)
-    with open(Path(options.data) / "test.jsonl", encoding="utf-8") as handle:
-        texts = [json.loads(line)["text"] for line in handle][: options.texts]
+    texts = list(load_corpus(options.data, splits=("test",)).splits["test"]["text"])[: options.texts]
     failed = False
     for folder in options.models:
         model = KnowFreeModel.from_pretrained(folder).eval()
