@@ -14,6 +14,7 @@ run from its last checkpoint with the same schedule and data order. Run with `--
 import json
 import logging
 import math
+import random
 import shlex
 import shutil
 import time
@@ -34,6 +35,7 @@ from knowfree.data import DataError, LabeledCorpus, load_corpus, report_unusable
 from knowfree.encoder_checks import check_encoder
 from knowfree.evaluation import score_spans
 from knowfree.label_weights import extension_alphas
+from knowfree.mention_replacement import mention_pool, replace_mentions
 from knowfree.model_card import write_model_card
 from knowfree.redaction import redact_arguments
 from knowfree.thresholds import THRESHOLD_GRID, best_global_threshold, calibrate, decoded_spans
@@ -281,6 +283,7 @@ def train(settings: TrainingSettings) -> dict:
         (model.encoder if settings.model == "knowfree" else model.base_model).get_input_embeddings().weight.requires_grad_(False)
 
     train_rows = trainable_rows(splits["train"])
+    mentions = mention_pool(train_rows) if settings.mention_replacement else {}
     batches_per_epoch = math.ceil(len(train_rows) / settings.batch_size)
     updates_per_epoch = math.ceil(batches_per_epoch / settings.gradient_accumulation_steps)
     total_updates = settings.max_steps or updates_per_epoch * settings.epochs
@@ -347,8 +350,14 @@ def train(settings: TrainingSettings) -> dict:
             order = epoch_order(len(train_rows), settings.seed, state.epoch)
             # the loader's own generator keeps iterator start-up from drawing on the global RNG, which
             # drives dropout and is restored on resume
+            rows = [train_rows[index] for index in order]
+            if settings.mention_replacement:
+                rows = [
+                    replace_mentions(row, mentions, settings.mention_replacement, random.Random(f"{settings.seed}:{state.epoch}:{index}"))
+                    for row, index in zip(rows, order)
+                ]
             loader = DataLoader(
-                [train_rows[index] for index in order],
+                rows,
                 batch_size=settings.batch_size,
                 collate_fn=collator,
                 generator=torch.Generator().manual_seed(settings.seed + state.epoch),

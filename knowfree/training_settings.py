@@ -56,6 +56,7 @@ class TrainingSettings:
     train_file: str | None = option("data", "a JSONL file replacing the train split (relative to --data)", None)
     data_seed: int = option("data", "seed of the subset permutation (42 reproduces the shared train_K files)", 42)
     task: str = option("data", "task type; sets --weight_decay and --synthetic_weight to appendix G's values for the type (ner 1e-3 / 0.4, segmentation and pos 1e-2 / 1.0; the paper's Weibo run used --synthetic_weight 1.0, its Youku run --weight_decay 1e-2)", "ner", choices=sorted(TASK_DEFAULTS))
+    mention_replacement: float = option("data", "each epoch, swap each target mention with this probability for another training mention of its label (online augmentation; 0 turns it off)", 0.0)
     max_train_rows: int | None = option("data", "cap the train split (for smoke runs)", None)
     max_eval_rows: int | None = option("data", "cap dev and test (for smoke runs; never for reported figures)", None)
 

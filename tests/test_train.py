@@ -123,22 +123,36 @@ def same_weights(expected: torch.Tensor, actual: torch.Tensor) -> bool:
     return torch.equal(expected, actual) if not torch.cuda.is_available() else torch.allclose(expected, actual, atol=1e-5, rtol=0)
 
 
-def test_resume_reaches_the_same_final_state(workspace):
+@pytest.mark.parametrize("augmentation", [(), ("--mention_replacement", "0.5")], ids=["plain", "mention-replacement"])
+def test_resume_reaches_the_same_final_state(workspace, tmp_path, augmentation):
     root, corpus, encoder = workspace
-    common = ("--max_steps", "9", "--eval_every", "3", "--epochs", "5")
-    train.main(arguments(corpus, encoder, root / "straight", *common))
+    common = ("--max_steps", "9", "--eval_every", "3", "--epochs", "5", *augmentation)
+    train.main(arguments(corpus, encoder, tmp_path / "straight", *common))
     with pytest.raises(SystemExit) as interrupted:
-        train.main(arguments(corpus, encoder, root / "resumed", *common, "--interrupt_after_steps", "4"))
+        train.main(arguments(corpus, encoder, tmp_path / "resumed", *common, "--interrupt_after_steps", "4"))
     assert interrupted.value.code == 130
-    state = json.loads((root / "resumed" / "checkpoint" / "trainer_state.json").read_text())
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and state["batches_in_epoch"] == 4 and not state["finished"]
-    train.main(arguments(corpus, encoder, root / "resumed", *common, "--resume"))
-    straight = load_file(root / "straight" / "checkpoint" / "model.safetensors")
-    resumed = load_file(root / "resumed" / "checkpoint" / "model.safetensors")
+    train.main(arguments(corpus, encoder, tmp_path / "resumed", *common, "--resume"))
+    straight = load_file(tmp_path / "straight" / "checkpoint" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "checkpoint" / "model.safetensors")
     assert straight.keys() == resumed.keys()
     for name in straight:
         assert same_weights(straight[name], resumed[name]), name
-    assert json.loads((root / "straight" / "results.json").read_text())["test"] == json.loads((root / "resumed" / "results.json").read_text())["test"]
+    assert json.loads((tmp_path / "straight" / "results.json").read_text())["test"] == json.loads((tmp_path / "resumed" / "results.json").read_text())["test"]
+
+
+def test_mention_replacement_feeds_swapped_rows_to_the_batches(workspace, tmp_path, monkeypatch):
+    root, corpus, encoder = workspace
+    batched: list[dict] = []
+    collate = train.SpanCollator.__call__
+    monkeypatch.setattr(train.SpanCollator, "__call__", lambda self, rows: (batched.extend(rows), collate(self, rows))[1])
+    train.main(arguments(corpus, encoder, tmp_path / "run", "--epochs", "2", "--mention_replacement", "1.0"))
+    original = {row["text"] for row in training_rows()}
+    mentions = {(row["text"][span["start"] : span["end"]], span["label"]) for row in training_rows() for span in row["entities"]}
+    assert len(batched) == 2 * len(training_rows()), "one row per training row and epoch: no row added or lost"
+    assert any(row["text"] not in original for row in batched)
+    assert all((row["text"][span["start"] : span["end"]], span["label"]) in mentions for row in batched for span in row["entities"])
 
 
 @pytest.mark.parametrize(
