@@ -34,6 +34,14 @@ THRESHOLD_CHOICES = ("global", "per_label", "fixed")
 REPORT_TO = ("none", "tensorboard", "wandb", "all")
 
 
+def unit_interval(text: str) -> float:
+    """argparse type of a probability: a number from 0 to 1."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability from 0 to 1")
+    return value
+
+
 def option(group: str, help: str | None = None, default: Any = dataclasses.MISSING, **parser_options: Any) -> Any:
     """A TrainingSettings field that is the train.py option of its name (no default: a required option).
 
@@ -56,7 +64,7 @@ class TrainingSettings:
     train_file: str | None = option("data", "a JSONL file replacing the train split (relative to --data)", None)
     data_seed: int = option("data", "seed of the subset permutation (42 reproduces the shared train_K files)", 42)
     task: str = option("data", "task type; sets --weight_decay and --synthetic_weight to appendix G's values for the type (ner 1e-3 / 0.4, segmentation and pos 1e-2 / 1.0; the paper's Weibo run used --synthetic_weight 1.0, its Youku run --weight_decay 1e-2)", "ner", choices=sorted(TASK_DEFAULTS))
-    mention_replacement: float = option("data", "each epoch, swap each target mention with this probability for another training mention of its label (online augmentation; 0 turns it off)", 0.0)
+    mention_replacement: float = option("data", "each epoch, swap each target mention with this probability for another training mention of its label (online augmentation; 0 turns it off; README: the recipe)", 0.0, type=unit_interval)
     max_train_rows: int | None = option("data", "cap the train split (for smoke runs)", None)
     max_eval_rows: int | None = option("data", "cap dev and test (for smoke runs; never for reported figures)", None)
 

@@ -43,3 +43,10 @@ def test_overrides_hold_only_the_options_given():
     }  # fmt: skip
     with pytest.raises(SystemExit):
         training_overrides(["--thresholds", "median"])
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "half"])
+def test_mention_replacement_must_be_a_probability(value, capsys):
+    with pytest.raises(SystemExit) as exited:
+        training_parser().parse_args(["--data", "d", "--output_dir", "o", "--mention_replacement", value])
+    assert exited.value.code == 2 and "--mention_replacement" in capsys.readouterr().err
