@@ -348,16 +348,17 @@ def train(settings: TrainingSettings) -> dict:
     try:
         while not state.finished and state.epoch < settings.epochs and not state.stopped_early:
             order = epoch_order(len(train_rows), settings.seed, state.epoch)
+            epoch_rows = [train_rows[index] for index in order]
+            if settings.mention_replacement:
+                # a generator per (seed, epoch, row), not the global RNG: a resumed run draws the same swaps
+                epoch_rows = [
+                    replace_mentions(row, mentions, settings.mention_replacement, random.Random(f"{settings.seed}:{state.epoch}:{index}"))
+                    for row, index in zip(epoch_rows, order)
+                ]
             # the loader's own generator keeps iterator start-up from drawing on the global RNG, which
             # drives dropout and is restored on resume
-            rows = [train_rows[index] for index in order]
-            if settings.mention_replacement:
-                rows = [
-                    replace_mentions(row, mentions, settings.mention_replacement, random.Random(f"{settings.seed}:{state.epoch}:{index}"))
-                    for row, index in zip(rows, order)
-                ]
             loader = DataLoader(
-                rows,
+                epoch_rows,
                 batch_size=settings.batch_size,
                 collate_fn=collator,
                 generator=torch.Generator().manual_seed(settings.seed + state.epoch),
