@@ -33,8 +33,9 @@ def replace_mentions(row: Mapping, pool: Mapping[str, list[str]], probability: f
     """A copy of `row` with some target mentions swapped for other mentions of their label.
 
     Each mention that overlaps no other target mention is swapped with `probability` for a different
-    text from `pool[label]` (left alone when the label has no other text). Every other span keeps its
-    label at offsets moved by the length changes before it.
+    text from `pool[label]` (left alone when the label has no other text). Extension spans that cross
+    a swapped mention or lie inside it are left out; every other span keeps its label at offsets moved
+    by the length changes before it.
     """
     text, entities = row["text"], row["entities"]
     swaps: list[tuple[Mapping, str]] = []
