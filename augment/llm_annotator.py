@@ -169,7 +169,13 @@ def read_pos(text: str, reply: str | None, annotation: RowAnnotation, language: 
 
 
 def read_synonym_groups(reply: str | None, types: Sequence[str]) -> dict[str, list[str]]:
-    """{standard name: [member types]} from a P_merge reply, keeping only types we actually have."""
+    """{standard name: [member types]} from a P_merge reply, keeping only types we actually have.
+
+    A group holding every one of three or more offered types is the list given back, not a grouping
+    (Qwen2.5-Coder-1.5B answered 63 Weibo types with one group named 同义词组, "synonym group", and the
+    geometry check alone let all of them merge): it is dropped with a warning, and its types stay
+    their own labels.
+    """
     groups = parse_json_reply(reply)
     if not isinstance(groups, dict):
         logger.warning("synonym grouping reply unusable; every type stays its own label")
@@ -179,7 +185,9 @@ def read_synonym_groups(reply: str | None, types: Sequence[str]) -> dict[str, li
     for standard, members in groups.items():
         if isinstance(members, list):
             members = [member for member in members if isinstance(member, str) and member in known]
-            if members:
+            if len(known) >= 3 and set(members) == known:
+                logger.warning("synonym group %r holds all %d types: the list given back, not a grouping; dropped", standard, len(known))
+            elif members:
                 kept[str(standard)] = members
     return kept
 

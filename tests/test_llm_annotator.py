@@ -161,6 +161,15 @@ def test_synonym_groups_keep_only_known_types():
     assert read_synonym_groups("无法回答", ["城市"]) == {}
 
 
+def test_a_synonym_group_that_is_the_whole_type_list_is_dropped(caplog):
+    """What Qwen2.5-Coder-1.5B answered for 63 Weibo types: one group holding every type."""
+    types = ["人", "人名", "时间", "地点"]
+    with caplog.at_level("WARNING", logger="augment.llm_annotator"):
+        assert read_synonym_groups('{"同义词组": ["人", "人名", "时间", "地点"], "人物": ["人", "人名"]}', types) == {"人物": ["人", "人名"]}
+    assert "同义词组" in caplog.text and "dropped" in caplog.text
+    assert read_synonym_groups('{"人": ["人", "人名"]}', ["人", "人名"]) == {"人": ["人", "人名"]}, "two types may be one group"
+
+
 def test_a_segmentation_word_that_is_a_clause_is_cut_at_its_marks():
     from augment.llm_annotator import read_segmentation
 
