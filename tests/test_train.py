@@ -125,7 +125,7 @@ def same_weights(expected: torch.Tensor, actual: torch.Tensor) -> bool:
 
 @pytest.mark.parametrize("augmentation", [(), ("--mention_replacement", "0.5")], ids=["plain", "mention-replacement"])
 def test_resume_reaches_the_same_final_state(workspace, tmp_path, augmentation):
-    root, corpus, encoder = workspace
+    _, corpus, encoder = workspace
     common = ("--max_steps", "9", "--eval_every", "3", "--epochs", "5", *augmentation)
     train.main(arguments(corpus, encoder, tmp_path / "straight", *common))
     with pytest.raises(SystemExit) as interrupted:
@@ -143,7 +143,7 @@ def test_resume_reaches_the_same_final_state(workspace, tmp_path, augmentation):
 
 
 def test_mention_replacement_feeds_swapped_rows_to_the_batches(workspace, tmp_path, monkeypatch):
-    root, corpus, encoder = workspace
+    _, corpus, encoder = workspace
     batched: list[dict] = []
     collate = train.SpanCollator.__call__
     monkeypatch.setattr(train.SpanCollator, "__call__", lambda self, rows: (batched.extend(rows), collate(self, rows))[1])
