@@ -12,7 +12,7 @@ from dataclasses import fields, is_dataclass, replace
 from typing import TypeVar
 
 from augment.extend_command import load_source, run_extend
-from augment.label_merging import DEFAULT_EPSILON, DEFAULT_TOP_P
+from augment.label_merging import DEFAULT_EPSILON, DEFAULT_MIN_NAME_SIMILARITY, DEFAULT_TOP_P
 from augment.llm_client import ROUTES, STRUCTURED_MODES
 from augment.prompts import LANGUAGES
 from augment.settings import ExtendSettings, WorkflowSettings
@@ -72,6 +72,10 @@ def add_merging_arguments(parser: argparse.ArgumentParser) -> None:
     merging.add_argument("--embedding_model", default=DEFAULT_EMBEDDING_MODEL, help="sentence-transformers folder or id embedding '[entity] is [type]'")
     merging.add_argument("--epsilon", type=float, default=DEFAULT_EPSILON)
     merging.add_argument("--top_p", type=int, default=DEFAULT_TOP_P, help="farthest samples averaged into a type's radius")
+    merging.add_argument(
+        "--min_name_similarity", type=float, default=DEFAULT_MIN_NAME_SIMILARITY,
+        help="a type also needs this cosine between its name's embedding and its reference's to merge (-1: off, the paper's test alone)",
+    )
     merging.add_argument(
         "--label_map", metavar="FILE",
         help="an (edited) label_map.json of an earlier run: it decides every merge, and the fusion is rebuilt from the reply cache alone (no new LLM request)",

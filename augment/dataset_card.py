@@ -131,10 +131,13 @@ def render_dataset_card(metadata: dict, split_sizes: dict[str, int], train_comma
         ]
     if merging.get("decisions"):
         parts += [
-            f"## Synonym merging (epsilon = {merging['epsilon']}, top-p = {merging['top_p']})",
+            f"## Synonym merging (epsilon = {merging['epsilon']}, top-p = {merging['top_p']}, name similarity at least {merging['min_name_similarity']})",
             _table(
-                [(d["group"], d["type"], d["reference"], d["samples"], f"{d['distance']:.4f}", f"{d['threshold']:.4f}", "merged" if d["merged"] else "kept apart") for d in merging["decisions"]],
-                ("group", "type", "reference", "samples", "distance", "threshold", "decision"),
+                [
+                    (d["group"], d["type"], d["reference"], d["samples"], f"{d['distance']:.4f}", f"{d['threshold']:.4f}", f"{d['name_similarity']:.3f}", "merged" if d["merged"] else "kept apart")
+                    for d in merging["decisions"]
+                ],
+                ("group", "type", "reference", "samples", "distance", "threshold", "name similarity", "decision"),
             ),
             "",
         ]

@@ -98,7 +98,7 @@ def run_extend(settings: ExtendSettings, client: LLMClient | None = None) -> dic
     label_map = read_label_map(merging.label_map) if merging.label_map else None
     result = build_fusion(
         train_rows, corpus.labels, annotator, lambda: sentence_transformer_embedder(merging.embedding_model), merging.epsilon, merging.top_p, provenance,
-        label_map=label_map, min_label_count=min_label_count,
+        min_name_similarity=merging.min_name_similarity, label_map=label_map, min_label_count=min_label_count,
     )
     if uses_llm_annotator:
         result.metadata["llm_requests"] = dict(annotator.client.counts)

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from augment.annotation import ENTITY_PREFIX, POS_PREFIX, RowAnnotation, extension_spans
 from augment.label_map import map_entries
-from augment.label_merging import DEFAULT_EPSILON, DEFAULT_TOP_P, Embedder, MergeDecision, merge_synonym_types
+from augment.label_merging import DEFAULT_EPSILON, DEFAULT_MIN_NAME_SIMILARITY, DEFAULT_TOP_P, Embedder, MergeDecision, merge_synonym_types
 from augment.prompts import PROMPTS_VERSION
 from knowfree.data import check_label_names_apart
 from knowfree.label_weights import extension_alphas
@@ -102,6 +102,7 @@ def build_fusion(
     epsilon: float = DEFAULT_EPSILON,
     top_p: int = DEFAULT_TOP_P,
     provenance: dict | None = None,
+    min_name_similarity: float = DEFAULT_MIN_NAME_SIMILARITY,
     label_map: Mapping[str, str] | None = None,
     min_label_count: int = 1,
 ) -> FusionResult:
@@ -118,11 +119,11 @@ def build_fusion(
     groups, decisions = {}, []
     if label_map is not None:
         type_to_label = {kind: label_map.get(kind, kind) for kind in types}
-        entries = [{"group": label, "member": kind, "samples": samples[kind], "distance": None, "threshold": None, "decision": "merge" if label != kind else "keep"} for kind, label in type_to_label.items()]
+        entries = [{"group": label, "member": kind, "samples": samples[kind], "distance": None, "threshold": None, "name_similarity": None, "decision": "merge" if label != kind else "keep"} for kind, label in type_to_label.items()]
     else:
         groups = annotator.propose_synonym_groups(types)
         if groups:
-            type_to_label, decisions = merge_synonym_types(pairs, groups, embedder_factory(), epsilon, top_p)
+            type_to_label, decisions = merge_synonym_types(pairs, groups, embedder_factory(), epsilon, top_p, min_name_similarity)
         else:
             logger.info("no synonym groups proposed; each of the %d entity types stays its own label", len(types))
             type_to_label = {kind: kind for kind in types}
@@ -146,6 +147,7 @@ def build_fusion(
             "type_to_label": type_to_label,
             "epsilon": epsilon,
             "top_p": top_p,
+            "min_name_similarity": min_name_similarity,
             "decisions": [decision.to_json() for decision in decisions],
             "label_map": entries,
             "from_label_map_file": label_map is not None,

@@ -2,7 +2,7 @@
 
 The LLM's synonym groups and the embedding test (eqs. 2-8) get things wrong on small models (time
 merged into place, one concept under three names). The fusion therefore writes each decision as an
-entry (group, member, sample count, distance, threshold, decision) to `label_map.json` beside the
+entry (group, member, sample count, distance, threshold, name similarity, decision) to `label_map.json` beside the
 dataset; a user edits `decision` ("merge" or "keep") or `group`, adds entries for types the LLM did
 not group, and re-runs `knowfree-augment extend --label_map FILE`, which rebuilds the fusion from
 the reply cache with no new request. Applying the map: a member whose decision is "merge" gets its
@@ -38,13 +38,14 @@ def map_entries(types: Sequence[str], samples: Mapping[str, int], decisions: Seq
             "samples": decision["samples"],
             "distance": round(decision["distance"], 4),
             "threshold": round(decision["threshold"], 4),
+            "name_similarity": round(decision["name_similarity"], 4),
             "decision": "merge" if decision["merged"] else "keep",
         }
         for decision in decisions
     ]
     decided = {entry["member"] for entry in entries}
     entries += [
-        {"group": kind, "member": kind, "samples": samples.get(kind, 0), "distance": None, "threshold": None, "decision": "keep"}
+        {"group": kind, "member": kind, "samples": samples.get(kind, 0), "distance": None, "threshold": None, "name_similarity": None, "decision": "keep"}
         for kind in types
         if kind not in decided
     ]

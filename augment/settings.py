@@ -54,6 +54,7 @@ class MergingSettings:
     embedding_model: str
     epsilon: float
     top_p: int
+    min_name_similarity: float
     label_map: str | None
     min_label_count: int | None
 

@@ -179,7 +179,7 @@ def run_workflow(settings: WorkflowSettings) -> dict:
     fusion_key = steps.run(
         "extend",
         {"source": source, "annotator": annotator_kind, "llm": llm if annotator_kind == "llm" else None, "language": language,
-         "embedding_model": merging.embedding_model, "epsilon": merging.epsilon, "top_p": merging.top_p, **labelling_choices(merging)},
+         "embedding_model": merging.embedding_model, "epsilon": merging.epsilon, "top_p": merging.top_p, "min_name_similarity": merging.min_name_similarity, **labelling_choices(merging)},
         fusion_dir,
         lambda resumable: run_extend(fusion_settings(settings, language), client),
     )  # fmt: skip

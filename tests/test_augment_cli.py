@@ -43,7 +43,7 @@ def test_help_lists_the_options(capsys):
         parse_args(["extend", "--help"])
     assert exited.value.code == 0
     shown = capsys.readouterr().out
-    for option in ("--endpoint", "--model", "--provider", "--route", "--concurrency", "--timeout", "--retries", "--cache", "--dry_run", "--push_to_hub", "--epsilon", "--top_p", "--embedding_model", "--structured", "--label_map"):
+    for option in ("--endpoint", "--model", "--provider", "--route", "--concurrency", "--timeout", "--retries", "--cache", "--dry_run", "--push_to_hub", "--epsilon", "--top_p", "--min_name_similarity", "--embedding_model", "--structured", "--label_map"):
         assert option in shown
 
 
@@ -213,7 +213,7 @@ def test_llm_synonym_groups_are_decided_by_the_embedding_model(corpus, tmp_path)
     groups = json.dumps({"人名": ["人物"], "地名": ["城市", "组织"]}, ensure_ascii=False)
     with FakeLLM(ScriptedAnnotator(entities, merge_reply=groups)) as server:
         augment_main(["extend", "--data", str(corpus), "--output_dir", str(tmp_path / "out"), "--endpoint", server.url, "--retries", "0",
-                      "--embedding_model", str(tiny_sentence_transformer(tmp_path)), "--epsilon", "1000"])  # fmt: skip
+                      "--embedding_model", str(tiny_sentence_transformer(tmp_path)), "--epsilon", "1000", "--min_name_similarity", "-1"])  # fmt: skip
     merging = read_metadata(tmp_path / "out")["merging"]
     assert merging["proposed_groups"] == {"人名": ["人物"], "地名": ["城市", "组织"]}
     assert merging["type_to_label"] == {"人物": "人名", "城市": "地名", "组织": "地名"}  # a huge epsilon merges every proposed synonym
@@ -230,7 +230,7 @@ def test_an_edited_label_map_rebuilds_the_fusion_without_a_request(corpus, tmp_p
     groups = json.dumps({"人名": ["人物"], "地名": ["城市", "组织"]}, ensure_ascii=False)
     embedding_model = str(tiny_sentence_transformer(tmp_path))
     first, edited_run = tmp_path / "first", tmp_path / "edited"
-    arguments = ["extend", "--data", str(corpus), "--endpoint", "", "--retries", "0", "--embedding_model", embedding_model, "--epsilon", "1000", "--cache", str(tmp_path / "cache.jsonl")]
+    arguments = ["extend", "--data", str(corpus), "--endpoint", "", "--retries", "0", "--embedding_model", embedding_model, "--epsilon", "1000", "--min_name_similarity", "-1", "--cache", str(tmp_path / "cache.jsonl")]
     with FakeLLM(ScriptedAnnotator(entities, merge_reply=groups)) as server:
         arguments[4] = server.url
         augment_main([*arguments, "--output_dir", str(first)])

@@ -25,11 +25,11 @@ def metadata(**changes) -> dict:
         "annotation_counts": {"entity_mentions": 16, "pos_clause": 3},
         "rare_labels": {"min_label_count": 3, "labels": {"ent:网址": {"spans": 1, "folded_into": "ent:other"}, "pos:o": {"spans": 1, "folded_into": None}}},
         "merging": {
-            "epsilon": 1.5, "top_p": 5,
-            "decisions": [{"group": "地名", "type": "城市", "reference": "地点", "samples": 5, "distance": 0.2, "threshold": 0.4, "merged": True}],
+            "epsilon": 1.5, "top_p": 5, "min_name_similarity": 0.93,
+            "decisions": [{"group": "地名", "type": "城市", "reference": "地点", "samples": 5, "distance": 0.2, "threshold": 0.4, "name_similarity": 0.95, "merged": True}],
             "label_map": [
-                {"group": "地名", "member": "城市", "samples": 5, "distance": 0.2, "threshold": 0.4, "decision": "merge"},
-                {"group": "时间", "member": "时间", "samples": 2, "distance": None, "threshold": None, "decision": "keep"},
+                {"group": "地名", "member": "城市", "samples": 5, "distance": 0.2, "threshold": 0.4, "name_similarity": 0.95, "decision": "merge"},
+                {"group": "时间", "member": "时间", "samples": 2, "distance": None, "threshold": None, "name_similarity": None, "decision": "keep"},
             ],
             "from_label_map_file": False,
         },
@@ -44,7 +44,7 @@ def test_the_card_states_labels_weights_rare_labels_and_the_final_map():
     assert "| ent:网址 | 1 | ent:other |" in card and "| pos:o | 1 | dropped |" in card
     assert "## Label map" in card and "| 城市 | 地名 | 5 |" in card and "| 时间 | 时间 | 2 |" in card
     assert "1 merged into another name" in card and "edited label map file" not in card
-    assert "| 地名 | 城市 | 地点 | 5 | 0.2000 | 0.4000 | merged |" in card
+    assert "| 地名 | 城市 | 地点 | 5 | 0.2000 | 0.4000 | 0.950 | merged |" in card
     assert "accelerate launch train.py ..." in card
 
 

@@ -13,9 +13,11 @@ POINTS = {
 }
 
 
-def constructed(points: dict):
+def constructed(points: dict, names: dict | None = None):
+    """Pairs and an embedder over them; a type name embeds as `names[type]`, by default all alike."""
     pairs, table = [], {}
     for kind, vectors in points.items():
+        table[kind] = np.array((names or {}).get(kind, (1.0, 1.0)), dtype=float)
         for index, vector in enumerate(vectors):
             entity = f"{kind}{index}"
             pairs.append((entity, kind))
@@ -52,3 +54,13 @@ def test_a_type_in_two_groups_is_decided_once():
     pairs, embed = constructed(POINTS)
     mapping, decisions = merge_synonym_types(pairs, {"地名": ["地点", "城市"], "城镇": ["城市"]}, embed)
     assert mapping["城市"] == "地名" and [decision.type for decision in decisions].count("城市") == 1
+
+
+def test_a_type_named_unlike_its_reference_stays_apart_however_close_its_samples():
+    pairs, embed = constructed(POINTS, names={"地点": (1.0, 0.0), "城市": (0.6, 0.8)})  # cosine 0.6
+    mapping, decisions = merge_synonym_types(pairs, {"地名": ["地点", "城市"]}, embed, epsilon=1.5, min_name_similarity=0.93)
+    city = next(decision for decision in decisions if decision.type == "城市")
+    assert city.distance <= city.threshold and city.name_similarity == pytest.approx(0.6)
+    assert mapping["城市"] == "城市" and mapping["地点"] == "地名"
+    mapping, _ = merge_synonym_types(pairs, {"地名": ["地点", "城市"]}, embed, epsilon=1.5, min_name_similarity=-1)
+    assert mapping["城市"] == "地名"  # -1: the paper's geometric test alone

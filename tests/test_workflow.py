@@ -239,7 +239,7 @@ def test_the_workflow_trains_with_settings_in_process_and_keeps_its_step_fingerp
     assert (settings.data, settings.train_split, settings.epochs, settings.head_lr, settings.synthetic_weight) == (str(tmp_path / "work" / "fusion"), "fusion", 2, 0.01, 0.7)
     finished = json.loads((tmp_path / "work" / "steps.json").read_text())["finished"]
     source = {"data": str(corpus), "files": workflow.source_fingerprint(str(corpus)), "k": None, "k_shot": None, "train_file": None, "seed": 42}
-    extend = {"source": source, "annotator": "offline", "llm": None, "language": "zh", "embedding_model": "encoders/multilingual-e5-small-st", "epsilon": 1.5, "top_p": 5}
+    extend = {"source": source, "annotator": "offline", "llm": None, "language": "zh", "embedding_model": "encoders/multilingual-e5-small-st", "epsilon": 1.5, "top_p": 5, "min_name_similarity": 0.93}
     training_options = {"encoder": str(encoder), "task": "ner", "epochs": 1, "batch_size": 4, "patience": 5, "seed": 42, "freeze_embeddings": True,
                         "max_train_minutes": None, "synthetic_weight": 0.7, "train_args": "--head_lr 1e-2 --epochs 2"}  # fmt: skip
     assert finished["extend"] == workflow.fingerprint(extend)
