@@ -170,6 +170,9 @@ class LabelMarks:
     to half-width by `clean_text`), holding one or more label names separated by , / 、 |,
     optionally after 类型/标签/实体类型/type/label and a colon; the whitespace before it goes with it. A Latin label name only counts where it is not part of
     a longer Latin word or number, and case matters (PER is a label, 'per' is a word).
+
+    Labels written as TYPE.SUFFIX (Weibo's PER.NAM) also mark any type in that scheme: real replies
+    invent them (Qwen2.5-Coder-0.5B wrote 没有接父亲回家(NEED.NOM) and 组织.NAM).
     """
 
     tag: re.Pattern
@@ -178,7 +181,8 @@ class LabelMarks:
     @classmethod
     def of(cls, labels: Iterable[str]) -> "LabelMarks":
         names = sorted({unicodedata.normalize("NFKC", label) for label in labels if label}, key=len, reverse=True)
-        alternatives = "|".join(re.escape(name) for name in names) or r"(?!)"
+        suffixes = sorted({name.rsplit(".", 1)[1] for name in names if re.fullmatch(r"[^.]+\.[A-Z]+", name)})
+        alternatives = "|".join([re.escape(name) for name in names] + [rf"(?:[A-Za-z]{{2,12}}|[\u4e00-\u9fff]{{1,8}})\.{suffix}" for suffix in suffixes]) or r"(?!)"
         name = rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])"
         tag = rf"\s*[(\[【]\s*(?:(?:实体类型|类型|标签|(?i:type|label))\s*[:=]?\s*)?{name}(?:\s*[,/、|]\s*{name})*\s*[)\]】]"
         return cls(re.compile(tag), re.compile(name))

@@ -1,6 +1,10 @@
+import re
+import unicodedata
+
 import pytest
 import torch
 from conftest import tiny_model, training_rows
+from recorded_replies import recorded
 
 from augment.offline_annotator import OfflineAnnotator
 from augment.prompts import render
@@ -10,11 +14,13 @@ from augment.synthesis import (
     SynthesisCounts,
     annotate_synthetic,
     clean_text,
+    echo_key,
     echoes,
     explanation_request,
     is_degenerate,
     pack_sentences,
     request_explanations,
+    split_sentences,
     strip_headers,
     synthetic_texts,
 )
@@ -100,6 +106,32 @@ def test_a_real_reply_loses_headers_echoes_and_label_names_but_keeps_its_prose()
     assert "sentence_duplicate" not in counts.counts
 
 
+def test_labels_invented_in_the_corpus_scheme_are_marked_too():
+    marks = LabelMarks.of(WEIBO_LABELS)
+    assert marks.tag.sub("", "没有接父亲回家(NEED.NOM):这是原因。") == "没有接父亲回家:这是原因。"  # 0.5b replies
+    assert marks.name.search("组织.NAM:安大略省旅游局") and marks.name.search("是一个ORG.NOM")
+    assert not marks.name.search("见 example.com 和 v2.0 版本") and not marks.name.search("PERSON.NAME")
+    assert not LabelMarks.of(["NAME", "ORG"]).name.search("NEED.NOM")  # labels in no TYPE.SUFFIX scheme add nothing
+
+
+LABEL_LIKE = re.compile(r"(?:[A-Za-z]{2,12}|[\u4e00-\u9fff]{1,8})\.(?:NAM|NOM)")
+
+
+@pytest.mark.parametrize("fixture", ["qwen2.5-coder-0.5b-instruct-q4km-explanations.jsonl.gz", "qwen2.5-coder-1.5b-instruct-q4km-explanations.jsonl.gz"])
+def test_real_explanations_leave_no_label_name_instruction_or_copied_sample(fixture):
+    """The 54 explanation replies of the Weibo 10-shot workflow (seed 42) of each model, cleaned as the workflow does."""
+    lines = recorded(fixture)
+    rows = [line["row"] for line in lines]
+    texts, counts = synthetic_texts(rows, [line["reply"] for line in lines], labels=WEIBO_LABELS)
+    assert len(lines) == 54 and texts
+    for index, text in texts:
+        assert not LABEL_LIKE.search(text) and not any(label in text for label in WEIBO_LABELS)
+        instructions = [line for line in explanation_request(rows[index], "zh")[-1]["content"].splitlines() if len(line) >= 12]
+        assert not any(unicodedata.normalize("NFKC", line) in text for line in instructions)
+        assert echo_key(rows[index]["text"]) not in {echo_key(sentence) for sentence in split_sentences(text)}
+    assert counts.counts["sentence_sample_echo"] > 0 and counts.counts["label_tag_removed"] > 0 and counts.counts["header_removed"] > 0
+
+
 def test_echoes_of_the_prompt_are_dropped_in_either_language_and_near_copies_too():
     reply = (
         f"{SYSTEM_LINE}\n"
@@ -172,16 +204,18 @@ def test_label_tags_go_with_their_brackets_and_the_mention_stays():
     marks = LabelMarks.of(["PER.NOM", "GPE.NAM", "PER"])
     text = clean_text("女朋友（类型：PER.NOM）和她的朋友在北京【GPE.NAM】见面,张三 (PER) 也来了,还有朋友(PER.NOM/GPE.NAM)。")
     assert marks.tag.subn("", text) == ("女朋友和她的朋友在北京见面,张三 也来了,还有朋友。", 4)
-    assert not marks.name.search("PERSON and per-capita figures, SUPER.NOM")  # only whole, case-exact names
+    assert not marks.name.search("PERSON and per-capita figures, SUPER.NOMINAL")  # only whole, case-exact names
     assert marks.name.search("它属于PER.NOM类型")
 
 
 def test_a_label_named_only_in_the_corpus_labels_is_caught_when_they_are_passed():
     reply = "北京是一个LOC.NAM,也是中国的首都。\n" + "\n".join(KEPT)
-    without, counts_without = synthetic_texts([WEIBO], [reply], max_chars=200, min_chars=4)
-    with_labels, counts_with = synthetic_texts([WEIBO], [reply], max_chars=200, min_chars=4, labels=WEIBO_LABELS)
-    assert "LOC.NAM" in without[0][1] and "sentence_label_name" not in counts_without.counts  # the row only shows PER.NOM and GPE.NAM
+    without, counts_without = synthetic_texts([PLAIN], [reply], max_chars=200, min_chars=4)
+    with_labels, counts_with = synthetic_texts([PLAIN], [reply], max_chars=200, min_chars=4, labels=WEIBO_LABELS)
+    assert "LOC.NAM" in without[0][1] and "sentence_label_name" not in counts_without.counts  # the row shows no label at all
     assert with_labels == [(0, "".join(KEPT))] and counts_with.counts["sentence_label_name"] == 1
+    in_the_rows_scheme, counts = synthetic_texts([WEIBO], [reply], max_chars=200, min_chars=4)  # it shows PER.NOM and GPE.NAM
+    assert in_the_rows_scheme == [(0, "".join(KEPT))] and counts.counts["sentence_label_name"] == 1
 
 
 def test_explanations_through_the_fake_server(hub_online, tmp_path):
