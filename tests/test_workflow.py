@@ -186,6 +186,20 @@ print(json.dumps({"splits": sorted(data), "synthetic": all(data["synthetic"]["sy
     assert len(written) > 20 and [path for path in written if secret in path.read_bytes()] == []  # work folder and every pushed file
 
 
+@pytest.mark.usefixtures("hub_online")
+def test_the_whole_workflow_runs_against_a_tgi_generate_endpoint_without_schema_support(setting, tmp_path):
+    """Every step, synthesis included, through TGI's /generate route: the schema probe fails once and the rest is asked plainly."""
+    _, corpus, encoder = setting
+    with FakeLLM(ScriptedAnnotator(ENTITIES)) as server:
+        augment_main(workflow_args(corpus, encoder, tmp_path / "work", server.url + "/generate", "--route", "generate", "--structured", "auto"))
+    assert {route for route, _ in server.requests} == {"generate"}
+    assert sum(body["parameters"].get("grammar") is not None for body in server.bodies) == 1
+    summary = json.loads((tmp_path / "work" / "summary.json").read_text())
+    assert json.loads((tmp_path / "work" / "steps.json").read_text())["finished"].keys() == set(STEPS)
+    assert summary["structured_output"] == "none" and summary["synthesis"]["synthetic_rows"] > 0
+    assert summary["llm_usage"]["synthesize"]["explanations"]["answered"] > 0
+
+
 def test_without_an_llm_synthesis_is_skipped_with_the_reason(setting, tmp_path, caplog):
     _, corpus, encoder = setting
     arguments = [argument for argument in workflow_args(corpus, encoder, tmp_path / "offline", "unused") if argument not in ("--endpoint", "unused")]
