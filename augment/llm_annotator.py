@@ -171,6 +171,8 @@ def read_pos(text: str, reply: str | None, annotation: RowAnnotation, language: 
 def read_synonym_groups(reply: str | None, types: Sequence[str]) -> dict[str, list[str]]:
     """{standard name: [member types]} from a P_merge reply, keeping only types we actually have.
 
+    A standard name that is itself one of the types belongs to its group (models answer
+    {"人名": ["人", "人物"]}), so that it too is weighed by the geometry rather than left beside it.
     A group holding every one of three or more offered types is the list given back, not a grouping
     (Qwen2.5-Coder-1.5B answered 63 Weibo types with one group named 同义词组, "synonym group", and the
     geometry check alone let all of them merge): it is dropped with a warning, and its types stay
@@ -185,6 +187,8 @@ def read_synonym_groups(reply: str | None, types: Sequence[str]) -> dict[str, li
     for standard, members in groups.items():
         if isinstance(members, list):
             members = [member for member in members if isinstance(member, str) and member in known]
+            if members and standard in known and standard not in members:
+                members.append(standard)
             if len(known) >= 3 and set(members) == known:
                 logger.warning("synonym group %r holds all %d types: the list given back, not a grouping; dropped", standard, len(known))
             elif members:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from augment.pos_tags import describe_tags
 
-PROMPTS_VERSION = "knowfree-prompts-2"
+PROMPTS_VERSION = "knowfree-prompts-3"
 LANGUAGES = ("zh", "en")
 KINDS = ("entities", "segmentation", "pos", "merge", "explain_entities", "explain_key_phrases")
 
@@ -92,15 +92,19 @@ _TEMPLATES = {
     },
     "merge": {
         "zh": (
-            "下面是一批实体类型名称，其中一些名称不同但含义相同。请把同义的类型归为一组，并为每组起一个标准名称。\n"
-            "要求：只回答一个 JSON 对象，键为标准名称，值为该组包含的原类型名称数组；没有同义词的类型单独成组。\n"
+            "下面是一批实体类型名称。有些名称写法不同，指的却是同一类实体（例如“人名”和“人物”）。请找出这样的同义类型，"
+            "把每组同义类型归在一个标准名称下。\n"
+            "要求：只回答一个 JSON 对象，键为标准名称，值为该组的原类型名称数组（至少两个）；不与其他类型同义的类型不要列出；"
+            "含义不同的类型（例如“时间”和“地点”）不能放在同一组。\n"
             "类型：{types}"
         ),
         "en": (
-            "Below is a list of entity type names; some are worded differently but mean the same thing. Group the "
-            "synonymous types and give each group a standard name.\n"
+            "Below is a list of entity type names. Some are worded differently yet name the same kind of entity "
+            "(for example 'person' and 'person name'). Find such synonymous types and put each set of them under one "
+            "standard name.\n"
             "Rules: reply with one JSON object whose keys are the standard names and whose values are arrays of the "
-            "original type names in that group; a type without synonyms forms a group of its own.\n"
+            "original type names in that set (at least two); leave out types that have no synonym in the list; types "
+            "that mean different things (for example 'time' and 'place') never share a set.\n"
             "Types: {types}"
         ),
     },

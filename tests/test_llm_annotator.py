@@ -161,6 +161,13 @@ def test_synonym_groups_keep_only_known_types():
     assert read_synonym_groups("无法回答", ["城市"]) == {}
 
 
+def test_a_standard_name_that_is_one_of_the_types_joins_its_group():
+    """Qwen2.5-Coder-1.5B's answer to the merge prompt for the 63 Weibo types (2026-11-30), cut to three types."""
+    reply = '{"人名": ["人", "人物"], "品牌": ["产品"]}'
+    assert read_synonym_groups(reply, ["人", "人名", "人物", "产品"]) == {"人名": ["人", "人物", "人名"], "品牌": ["产品"]}
+    assert read_synonym_groups('{"地名": ["地点"]}', ["地点"]) == {"地名": ["地点"]}  # a new name joins nothing
+
+
 def test_a_synonym_group_that_is_the_whole_type_list_is_dropped(caplog):
     """What Qwen2.5-Coder-1.5B answered for 63 Weibo types: one group holding every type."""
     types = ["人", "人名", "时间", "地点"]
