@@ -27,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from augment.annotation import RowAnnotation  # noqa: E402
+from augment.fusion import entity_type_pairs  # noqa: E402
 from augment.label_merging import Embedder, merge_synonym_types, sentence_transformer_embedder  # noqa: E402
 from augment.llm_annotator import read_entities  # noqa: E402
 from augment.prompts import render  # noqa: E402
@@ -47,11 +48,11 @@ def cache_rows(path: Path) -> Iterable[dict]:
                 yield json.loads(line)
 
 
-def entity_type_pairs(rows: Iterable[dict], language: str = "zh") -> list[tuple[str, str]]:
-    """(mention, type) of every cached entity reply, read as the workflow reads it."""
+def cached_entity_pairs(rows: Iterable[dict], language: str = "zh") -> list[tuple[str, str]]:
+    """(mention, type) of every cached entity reply, read and paired as the workflow does."""
     template = render("entities", language, text=_MARK)
     prefix, suffix = template[-1]["content"].split(_MARK)
-    pairs = []
+    texts, annotations = [], []
     for row in rows:
         messages = row.get("request", {}).get("messages")
         content = messages[-1]["content"] if messages else ""
@@ -60,8 +61,9 @@ def entity_type_pairs(rows: Iterable[dict], language: str = "zh") -> list[tuple[
         text = content[len(prefix) : len(content) - len(suffix)]
         annotation = RowAnnotation()
         read_entities(text, row.get("reply"), annotation)
-        pairs += [(text[start:end], kind) for start, end, kind in annotation.entities]
-    return pairs
+        texts.append(text)
+        annotations.append(annotation)
+    return entity_type_pairs(texts, annotations)
 
 
 def memoised(embed: Embedder) -> Embedder:
@@ -110,11 +112,12 @@ def tally(outcomes: Sequence[tuple[str, str, dict]], judge: Callable[[str, str],
     """Per setting: synonym pairs merged and other pairs merged, out of how many."""
     judged = [(merged, judge(first, second)) for first, second, merged in outcomes]
     judged = [(merged, synonym) for merged, synonym in judged if synonym is not None]
+    synonyms = sum(synonym for _, synonym in judged)
     rows = []
     for epsilon, name in itertools.product(EPSILONS, NAME_SIMILARITIES):
         merged = [synonym for outcome, synonym in judged if outcome[epsilon, name]]
-        rows.append({"epsilon": epsilon, "min_name_similarity": name, "synonyms_merged": sum(merged), "synonyms": sum(s for _, s in judged),
-                     "others_merged": len(merged) - sum(merged), "others": sum(not s for _, s in judged)})  # fmt: skip
+        rows.append({"epsilon": epsilon, "min_name_similarity": name, "synonyms_merged": sum(merged), "synonyms": synonyms,
+                     "others_merged": len(merged) - sum(merged), "others": len(judged) - synonyms})  # fmt: skip
     return rows
 
 
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     embed = memoised(sentence_transformer_embedder(options.embedding_model))
     outcomes = []
     for cache in caches:
-        pairs = entity_type_pairs(cache_rows(cache))
+        pairs = cached_entity_pairs(cache_rows(cache))
         print(f"{cache.name}: {len(pairs)} mentions under {len({kind for _, kind in pairs})} types", file=sys.stderr)
         outcomes += pair_merges(pairs, embed)
     print(table(tally(outcomes, synonym_judge(json.loads(options.classes.read_text(encoding="utf-8"))))))

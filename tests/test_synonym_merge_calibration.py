@@ -27,7 +27,7 @@ def test_pairs_come_from_entity_replies_only_and_mentions_outside_the_text_are_d
     path = tmp_path / "cache.jsonl.gz"
     with gzip.open(path, "wt", encoding="utf-8") as file:
         file.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    assert calibration.entity_type_pairs(calibration.cache_rows(path)) == [("李明", "人名"), ("北京", "地点")]
+    assert calibration.cached_entity_pairs(calibration.cache_rows(path)) == [("李明", "人名"), ("北京", "地点")]
 
 
 def test_the_name_check_keeps_apart_what_the_geometry_lets_merge():
