@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_config, tiny_model, training_rows
+from conftest import REPO_ROOT, same_scored_spans, tiny_config, tiny_model, training_rows
 from transformers import BertModel
 
 from knowfree.collate import SpanCollator
@@ -494,7 +494,8 @@ def test_save_and_load_with_remote_code_in_a_fresh_process(tmp_path, trained_mod
         with torch.no_grad():
             logits = model(**model.processor(text)).span_logits
         expected = torch.load({str(tmp_path / "expected.pt")!r})
-        print(json.dumps({{"equal": bool(torch.equal(logits, expected)), "predictions": model.predict(text)}}))
+        difference = (logits - expected).abs().max().item() if logits.shape == expected.shape else float("inf")
+        print(json.dumps({{"difference": difference, "predictions": model.predict(text)}}))
         """
     )
     environment = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
@@ -503,8 +504,9 @@ def test_save_and_load_with_remote_code_in_a_fresh_process(tmp_path, trained_mod
     )
     assert result.returncode == 0, result.stderr[-3000:]
     reply = json.loads(result.stdout.strip().splitlines()[-1])
-    assert reply["equal"]
-    assert reply["predictions"] == expected_predictions
+    # A fresh process may use another thread count, and so another summation order: equal up to rounding.
+    assert reply["difference"] <= 1e-5, reply["difference"]
+    assert same_scored_spans(reply["predictions"], expected_predictions)
 
 
 def imported_roots(file_name: str) -> set[str]:

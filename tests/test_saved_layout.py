@@ -1,12 +1,12 @@
 """A model saved by an earlier release (tests/fixtures/knowfree-layout-2026-11: config, weights and
 tokenizer, no code) loads with today's code, with no weight missing or unexpected, and scores every
-span exactly as it did when it was saved."""
+span as it did when it was saved (scores up to rounding: the reference was computed on another CPU)."""
 
 import json
 import shutil
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, same_scored_spans
 
 from modeling_knowfree import KnowFreeModel
 
@@ -29,7 +29,7 @@ def test_todays_code_loads_the_saved_layout_without_missing_weights():
     model, info = KnowFreeModel.from_pretrained(LEGACY, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
     expected = reference()
-    assert scored(model.eval(), expected["texts"]) == expected["candidates"]
+    assert same_scored_spans(scored(model.eval(), expected["texts"]), expected["candidates"])
 
 
 def test_the_saved_layout_loads_through_auto_model_with_todays_remote_code(tmp_path):
@@ -42,4 +42,4 @@ def test_the_saved_layout_loads_through_auto_model_with_todays_remote_code(tmp_p
         shutil.copy(REPO_ROOT / name, folder / name)
     model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
     expected = reference()
-    assert scored(model, expected["texts"]) == expected["candidates"]
+    assert same_scored_spans(scored(model, expected["texts"]), expected["candidates"])
