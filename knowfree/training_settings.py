@@ -100,7 +100,7 @@ class TrainingSettings:
     output_dir: str = option("checkpoints and selection")
     eval_every: int | None = option("checkpoints and selection", "evaluate on dev every N optimizer steps (default: every epoch)", None)
     patience: int = option("checkpoints and selection", "stop after this many evaluations without dev F1 improvement, counted once dev F1 is above zero (--epochs/--max_steps still cap a run that never gets there)", 5)
-    max_train_minutes: float | None = option("checkpoints and selection", "a safety cap only: the budget is --epochs/--max_steps, which give the same model on any machine; if this cap stops training first, the log, results.json (stopped_by: time) and the model card say so", None)
+    max_train_minutes: float | None = option("checkpoints and selection", "a safety cap only: the budget is --epochs/--max_steps, which give the same model on any machine of one CPU kind; if this cap stops training first, the log, results.json (stopped_by: time) and the model card say so", None)
     resume: bool = option("checkpoints and selection", "continue from output_dir/checkpoint", False)
     interrupt_after_steps: int | None = option("checkpoints and selection", argparse.SUPPRESS, None)
     push_to_hub: str | None = option("checkpoints and selection", "push the final model folder (weights, code, tokenizer, card, results) to this Hub repo", None, metavar="REPO")

@@ -29,7 +29,7 @@ else
 fi
 # accelerate launch sets OMP_NUM_THREADS=1 unless told otherwise: give the one process every core.
 # The budget is 12 epochs (384 optimizer steps on Weibo K = 250), not minutes: the same command gives
-# the same model on any machine, only sooner or later.
+# the same model on any machine of one CPU kind, only sooner or later.
 accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
     --num_cpu_threads_per_process "$(nproc)" train.py \
     "${DATA[@]}" --task ner \
