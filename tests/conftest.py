@@ -163,7 +163,7 @@ def same_scored_spans(found, expected, tolerance: float = 1e-5) -> bool:
             rest = {key: value for key, value in one.items() if key != "score"}
             if rest != {key: value for key, value in other.items() if key != "score"} or abs(one["score"] - other["score"]) > tolerance:
                 return False
-        elif one and isinstance(one[0], list):
+        elif not one or isinstance(one[0], list):  # a row of spans (maybe empty), not a span
             if not same_scored_spans(one, other, tolerance):
                 return False
         elif one[:-1] != other[:-1] or abs(one[-1] - other[-1]) > tolerance:
