@@ -153,22 +153,21 @@ def training_rows() -> list[dict]:
     return rows
 
 
-def same_scored_spans(found, expected, tolerance: float = 1e-5) -> bool:
-    """Spans equal in all but their scores, which may differ by rounding: another CPU or another thread
-    count sums in another order. Spans are dicts with a "score" key or lists ending in the score."""
-    if len(found) != len(expected):
-        return False
-    for one, other in zip(found, expected):
-        if isinstance(one, dict):
-            rest = {key: value for key, value in one.items() if key != "score"}
-            if rest != {key: value for key, value in other.items() if key != "score"} or abs(one["score"] - other["score"]) > tolerance:
-                return False
-        elif not one or isinstance(one[0], list):  # a row of spans (maybe empty), not a span
-            if not same_scored_spans(one, other, tolerance):
-                return False
-        elif one[:-1] != other[:-1] or abs(one[-1] - other[-1]) > tolerance:
-            return False
-    return True
+def assert_same_spans(expected: list[list], found: list[list], tolerance: float) -> None:
+    """The same spans text by text, in the same order; scores within `tolerance`, since another CPU,
+    thread count or runtime sums in another order. A span is a dict with a "score" key or a list
+    ending in its score."""
+
+    def split(span) -> tuple:
+        if isinstance(span, dict):
+            return {key: value for key, value in span.items() if key != "score"}, span["score"]
+        return list(span[:-1]), span[-1]
+
+    expected_parts = [[split(span) for span in row] for row in expected]
+    found_parts = [[split(span) for span in row] for row in found]
+    assert [[rest for rest, _ in row] for row in found_parts] == [[rest for rest, _ in row] for row in expected_parts]
+    found_scores = [score for row in found_parts for _, score in row]
+    assert found_scores == pytest.approx([score for row in expected_parts for _, score in row], abs=tolerance)
 
 
 def write_corpus(folder: Path, splits: dict[str, list[dict]], labels: list[str]) -> Path:

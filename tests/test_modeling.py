@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import REPO_ROOT, same_scored_spans, tiny_config, tiny_model, training_rows
+from conftest import REPO_ROOT, assert_same_spans, tiny_config, tiny_model, training_rows
 from transformers import BertModel
 
 from knowfree.collate import SpanCollator
@@ -506,7 +506,7 @@ def test_save_and_load_with_remote_code_in_a_fresh_process(tmp_path, trained_mod
     reply = json.loads(result.stdout.strip().splitlines()[-1])
     # A fresh process may use another thread count, and so another summation order: equal up to rounding.
     assert reply["difference"] <= 1e-5, reply["difference"]
-    assert same_scored_spans(reply["predictions"], expected_predictions)
+    assert_same_spans([expected_predictions], [reply["predictions"]], tolerance=1e-5)
 
 
 def imported_roots(file_name: str) -> set[str]:

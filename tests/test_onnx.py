@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import CORPUS, REPO_ROOT, build_bert_char_tokenizer, build_unigram_tokenizer, tiny_config, tiny_model
+from conftest import CORPUS, REPO_ROOT, assert_same_spans, build_bert_char_tokenizer, build_unigram_tokenizer, tiny_config, tiny_model
 
 pytest.importorskip("onnxruntime", reason="the ONNX path needs onnxruntime (pip install 'knowfree[onnx]')")
 import onnx  # noqa: E402  (onnxruntime's quantization needs it too)
@@ -78,21 +78,13 @@ def span_keys(rows: list[list[dict]]) -> list[list[tuple]]:
     return [[(span["start"], span["end"], span["label"], span["text"]) for span in row] for row in rows]
 
 
-def assert_same_spans(expected: list[list[dict]], found: list[list[dict]]) -> None:
-    """Same offsets, labels and texts in the same order; scores within 1e-4."""
-    assert span_keys(found) == span_keys(expected)
-    for expected_row, found_row in zip(expected, found):
-        for expected_span, found_span in zip(expected_row, found_row):
-            assert found_span["score"] == pytest.approx(expected_span["score"], abs=1e-4)
-
-
 @pytest.mark.parametrize("decoding", ["flat", "nested"])
 def test_onnx_spans_equal_predict_s_on_a_mixed_batch(exported, decoding):
     model, onnx_model, _ = exported
     expected = model.predict(TEXTS, batch_size=3, threshold=0.3, decoding=decoding)
     assert sum(len(row) for row in expected) > 20
-    assert_same_spans(expected, onnx_model.predict(TEXTS, batch_size=3, threshold=0.3, decoding=decoding))
-    assert_same_spans([model.predict(TEXTS[1])], [onnx_model.predict(TEXTS[1])])
+    assert_same_spans(expected, onnx_model.predict(TEXTS, batch_size=3, threshold=0.3, decoding=decoding), tolerance=1e-4)
+    assert_same_spans([model.predict(TEXTS[1])], [onnx_model.predict(TEXTS[1])], tolerance=1e-4)
 
 
 def test_onnx_logits_equal_forward_s_within_1e_4(exported):
@@ -109,7 +101,7 @@ def test_a_text_longer_than_one_window(exported):
         options = dict(threshold=0.6, decoding="nested", max_tokens=max_tokens, batch_size=2)  # 0.3 keeps 850,000 candidates
         expected = model.predict([LONG_TEXT, CORPUS[0]], **options)
         assert len(expected[0]) > 20
-        assert_same_spans(expected, onnx_model.predict([LONG_TEXT, CORPUS[0]], **options))
+        assert_same_spans(expected, onnx_model.predict([LONG_TEXT, CORPUS[0]], **options), tolerance=1e-4)
 
 
 def test_span_candidates_match_and_extension_labels_stay_out(exports):
@@ -203,7 +195,7 @@ def test_the_torchscript_exporter_through_the_command_line(tmp_path, bert_tokeni
     assert sum(map(len, every_row)) > 20 and int8.span_candidates(TEXTS, 8, 0.3) == every_row
     onnx_model = KnowFreeOnnxModel.from_pretrained(tmp_path / "onnx", session_options=one_thread())
     assert max_logit_difference(model, onnx_model, TEXTS, batch_size=3) <= 1e-4
-    assert_same_spans(model.predict(TEXTS, threshold=0.3), onnx_model.predict(TEXTS, threshold=0.3))
+    assert_same_spans(model.predict(TEXTS, threshold=0.3), onnx_model.predict(TEXTS, threshold=0.3), tolerance=1e-4)
 
 
 def run_fresh(script: str, tmp_path) -> dict:
@@ -268,7 +260,7 @@ def test_the_export_folder_loads_in_a_fresh_process(exports, fresh_process):
     reply = fresh_process["loaded"]
     assert reply["module"].startswith("transformers_modules")
     assert not reply["repository_on_path"] and reply["imported_from_the_repository"] == []
-    assert_same_spans(model.predict(TEXTS, batch_size=3, threshold=0.3), reply["spans"])
+    assert_same_spans(model.predict(TEXTS, batch_size=3, threshold=0.3), reply["spans"], tolerance=1e-4)
 
 
 def test_a_model_loaded_with_remote_code_exports_itself(exports, fresh_process):
@@ -277,4 +269,4 @@ def test_a_model_loaded_with_remote_code_exports_itself(exports, fresh_process):
     reply = fresh_process["exported"]
     assert reply["module"].startswith("transformers_modules")
     assert reply["imported_from_the_repository"] == []
-    assert_same_spans(model.predict(TEXTS, threshold=0.3), reply["spans"])
+    assert_same_spans(model.predict(TEXTS, threshold=0.3), reply["spans"], tolerance=1e-4)
