@@ -218,7 +218,8 @@ def kind_outcome(kind: str, counts: Counter, synthesis: Counter) -> str:
     if kind == "pos":
         drops = ", ".join(f"{counts[name]} {name.removeprefix('pos_').replace('_', ' ')}" for name in
                           ("pos_word_unaligned", "pos_clause", "pos_word_off_segmentation", "pos_tag_unknown", "pos_words_untagged"))  # fmt: skip
-        return f"{counts['rows_with_pos']} rows with POS; {drops}"
+        return (f"{counts['rows_with_pos']} rows with POS; {counts['pos_reply_unparsable']} replies unreadable, "
+                f"{counts['pos_skipped_no_segmentation']} rows without a segmentation to align against; {drops}")  # fmt: skip
     if kind == "merge":
         return "synonym groups (decisions in each fusion's label_map.json)"
     dropped = ", ".join(f"{value} {name}" for name, value in sorted(synthesis.items()) if name.startswith(("sentence_", "reply_")) and name != "reply_used")

@@ -50,7 +50,7 @@ def fake_summary(folder: Path, fusion_f1: float, synthetic_f1: float | None) -> 
                           "synthesize": {"explanations": {"answered": 10, "completion_tokens": 1000, "request_seconds": 50.0}}},
         }  # fmt: skip
     (folder / "summary.json").write_text(json.dumps(summary))
-    counts = {"entity_mentions": 31, "entity_not_in_text": 2, "rows_with_pos": 6, "pos_clause": 3}
+    counts = {"entity_mentions": 31, "entity_not_in_text": 2, "rows_with_pos": 6, "pos_clause": 3, "pos_reply_unparsable": 2}
     (folder / "fusion" / "augmentation.json").write_text(json.dumps({"annotation_counts": counts}))
 
 
@@ -82,7 +82,7 @@ def test_a_run_commits_the_replies_and_the_report_shows_every_column(tmp_path):
     assert "| weibo | 10shot | 0.5b | 0.300 (1 of 3) | 0.350 (1 of 3) | 0.400 (1 of 3) | 0.450 (1 of 3) |" in table
     assert "| weibo | 10shot | 1.5b | 0.300 (1 of 3) | 0.350 (1 of 3) | — | — |" in table
     assert "| entities | 10 | 0 | 31 mentions kept; 2 not in the text" in table and "| 10.0 |" in table
-    assert "| pos | 8 | 1 | 6 rows with POS; 0 word unaligned, 3 clause" in table
+    assert "| pos | 8 | 1 | 6 rows with POS; 2 replies unreadable, 0 rows without a segmentation to align against; 0 word unaligned, 3 clause" in table
     assert "| explanations | 10 | 0 | 9 replies used, 12 synthetic rows; dropped: 2 sentence_prompt_echo | 20.0 |" in table
     assert "structured output: json_object_schema" in table and "extend 60 s, synthesize 30 s" in table
 
